@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the hv_azure_blob test-bed scripts. Sourced, not run.
+# Everything big (downloads, kernel trees, builds) lives in the cache, outside
+# the repository, keyed by version and configuration.
+
+HVAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+HVAB_CACHE=${HVAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hv_azure_blob}
+HVAB_TOOLS=$HVAB_CACHE/tools
+HVAB_OUT=${HVAB_OUT:-$HVAB_ROOT/out}           # per-checkout build products and logs (git-ignored)
+mkdir -p "$HVAB_CACHE" "$HVAB_OUT"
+
+export LIBCLANG_PATH=/usr/lib/llvm-22/lib
+export PATH=$HVAB_TOOLS/bin:$PATH
+# rustup's rustc comes first in PATH and has no rust-src: the kernel must use Debian's.
+HVAB_KMAKE_FLAGS="ARCH=x86_64 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$HVAB_TOOLS/bin/bindgen HOSTRUSTC=/usr/bin/rustc"
+
+say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
+
+# The kernel version in use (set by setup.sh, read by everything else).
+hvab_kernel_version() {
+	[ -f "$HVAB_CACHE/kernel-version" ] || die "no kernel source yet: run 'make setup' first"
+	cat "$HVAB_CACHE/kernel-version"
+}
+
+# Build directory of a kernel variant: keyed by kernel version + config hash.
+hvab_kernel_dir() {
+	local variant=$1 ver hash
+	ver=$(hvab_kernel_version)
+	hash=$(cat "$HVAB_ROOT/tools/testing/hv_azure_blob/configs/common.config" \
+		"$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$variant.config" | sha256sum | cut -c1-12)
+	echo "$HVAB_CACHE/build/linux-$ver-$variant-$hash"
+}
