@@ -9,3 +9,4 @@ mod defs;
 pub use defs::*;
 
 pub mod guid;
+pub mod sim_shm;

@@ -8,11 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn c_layout() -> Vec<(String, u64)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("layout.c");
-    std::fs::write(
-        &src,
+    run_c_program(
+        "include/uapi",
         r#"
 #include <stdio.h>
 #include <stddef.h>
@@ -40,7 +37,14 @@ int main(void) {
 }
 "#,
     )
-    .expect("write layout.c");
+}
+
+/// Compiles `program` with `-I <repo>/<include>` and parses its `key value` lines.
+fn run_c_program(include: &str, program: &str) -> Vec<(String, u64)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("layout.c");
+    std::fs::write(&src, program).expect("write layout.c");
     let exe = dir.path().join("layout");
     let cc = cc::Build::new()
         .cargo_metadata(false)
@@ -51,13 +55,13 @@ int main(void) {
     let status = cc
         .to_command()
         .args(["-std=c11", "-Wall", "-Werror", "-pedantic", "-I"])
-        .arg(root.join("include/uapi"))
+        .arg(root.join(include))
         .arg(&src)
         .arg("-o")
         .arg(&exe)
         .status()
         .expect("run the C compiler");
-    assert!(status.success(), "the UAPI header does not compile");
+    assert!(status.success(), "the header under {include} does not compile");
     let out = Command::new(&exe).output().expect("run layout program");
     String::from_utf8(out.stdout)
         .expect("utf8")
@@ -119,4 +123,69 @@ fn vsp_messages_have_the_2021_sizes_and_offsets() {
     assert_eq!(size_of::<AzBlobVspResponse>(), 12);
     assert_eq!(size_of::<VmPacketDescriptor>(), 16);
     assert_eq!(offset_of!(VmPacketDescriptor, trans_id), 8);
+}
+
+#[test]
+fn simulated_vmbus_control_page_matches_its_c_header() {
+    use hv_azure_blob_proto::sim_shm::*;
+    let c = run_c_program(
+        "tools/testing/vmbus_sim",
+        r#"
+#include <stdio.h>
+#include <stddef.h>
+#include "vmbus_sim_shm.h"
+#define O(t, f) printf("%s.%s %zu\n", #t, #f, offsetof(struct t, f))
+int main(void) {
+    printf("sizeof_shm %zu\n", sizeof(struct vmbus_sim_shm));
+    printf("sizeof_chan %zu\n", sizeof(struct vmbus_sim_channel));
+    O(vmbus_sim_shm, magic); O(vmbus_sim_shm, host_gen); O(vmbus_sim_shm, host_peer);
+    O(vmbus_sim_shm, guest_id); O(vmbus_sim_shm, guest_gen); O(vmbus_sim_shm, nr_channels);
+    O(vmbus_sim_shm, chan);
+    O(vmbus_sim_channel, offered); O(vmbus_sim_channel, offer_seq); O(vmbus_sim_channel, open_ack);
+    O(vmbus_sim_channel, host_status); O(vmbus_sim_channel, if_type); O(vmbus_sim_channel, if_instance);
+    O(vmbus_sim_channel, state); O(vmbus_sim_channel, open_seq); O(vmbus_sim_channel, send_pages);
+    O(vmbus_sim_channel, recv_pages); O(vmbus_sim_channel, ring_pfn);
+    printf("magic %u\n", VMBUS_SIM_MAGIC);
+    printf("version %u\n", VMBUS_SIM_VERSION);
+    printf("channels %u\n", VMBUS_SIM_MAX_CHANNELS);
+    printf("ring_pfns %u\n", VMBUS_SIM_MAX_RING_PFNS);
+    printf("vectors %u\n", VMBUS_SIM_NR_VECTORS);
+    printf("state_open %u\n", VMBUS_SIM_STATE_OPEN);
+    return 0;
+}
+"#,
+    );
+    let expected: Vec<(&str, u64)> = vec![
+        ("sizeof_shm", size_of::<SimShm>() as u64),
+        ("sizeof_chan", size_of::<SimChannel>() as u64),
+        ("vmbus_sim_shm.magic", shm_field::MAGIC as u64),
+        ("vmbus_sim_shm.host_gen", shm_field::HOST_GEN as u64),
+        ("vmbus_sim_shm.host_peer", shm_field::HOST_PEER as u64),
+        ("vmbus_sim_shm.guest_id", shm_field::GUEST_ID as u64),
+        ("vmbus_sim_shm.guest_gen", shm_field::GUEST_GEN as u64),
+        ("vmbus_sim_shm.nr_channels", shm_field::NR_CHANNELS as u64),
+        ("vmbus_sim_shm.chan", chan_offset(0) as u64),
+        ("vmbus_sim_channel.offered", chan_field::OFFERED as u64),
+        ("vmbus_sim_channel.offer_seq", chan_field::OFFER_SEQ as u64),
+        ("vmbus_sim_channel.open_ack", chan_field::OPEN_ACK as u64),
+        ("vmbus_sim_channel.host_status", chan_field::HOST_STATUS as u64),
+        ("vmbus_sim_channel.if_type", chan_field::IF_TYPE as u64),
+        ("vmbus_sim_channel.if_instance", chan_field::IF_INSTANCE as u64),
+        ("vmbus_sim_channel.state", chan_field::STATE as u64),
+        ("vmbus_sim_channel.open_seq", chan_field::OPEN_SEQ as u64),
+        ("vmbus_sim_channel.send_pages", chan_field::SEND_PAGES as u64),
+        ("vmbus_sim_channel.recv_pages", chan_field::RECV_PAGES as u64),
+        ("vmbus_sim_channel.ring_pfn", chan_field::RING_PFN as u64),
+        ("magic", VMBUS_SIM_MAGIC as u64),
+        ("version", VMBUS_SIM_VERSION as u64),
+        ("channels", VMBUS_SIM_MAX_CHANNELS as u64),
+        ("ring_pfns", VMBUS_SIM_MAX_RING_PFNS as u64),
+        ("vectors", VMBUS_SIM_NR_VECTORS as u64),
+        ("state_open", VMBUS_SIM_STATE_OPEN as u64),
+    ];
+    assert_eq!(c.len(), expected.len(), "C program printed {c:?}");
+    for ((ck, cv), (rk, rv)) in c.iter().zip(expected.iter()) {
+        assert_eq!(ck, rk);
+        assert_eq!(cv, rv, "{ck}: C says {cv}, Rust says {rv}");
+    }
 }
