@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The device: its channel, its `/dev/azure_blob` node and the files opened
+//! on it.
+//!
+//! Lifetime rules, by construction:
+//! - every request in flight is counted under `inflight`, and a request can
+//!   only start while the device is not being removed (checked under the same
+//!   lock), so remove cannot miss one (the 2021 v5 race);
+//! - remove stops new requests, deregisters the node, waits for the host to
+//!   answer what is in flight (it owns those pinned pages), and only then
+//!   closes the channel;
+//! - open files keep the shared state alive; after remove they get ENODEV.
+
+use crate::defs::{
+    AzBlobRequestSync, AzBlobRequestSyncResponse, AzBlobVspResponse, AZ_BLOB_QUEUE_DEPTH,
+    AZ_BLOB_RING_SIZE, IOCTL_AZ_BLOB_DRIVER_USER_REQUEST, IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY,
+    VM_PKT_COMP,
+};
+use crate::hv::{self, Channel, Device};
+use crate::request::{self, Buffers, Pending};
+use core::ffi::c_void;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, CondVar, Mutex},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Requests in flight, and whether new ones may start.
+struct Inflight {
+    removing: bool,
+    count: u32,
+}
+
+/// State shared by the device, its open files and the channel callback.
+#[pin_data]
+pub(crate) struct Shared {
+    channel: Channel,
+    #[pin]
+    inflight: Mutex<Inflight>,
+    #[pin]
+    drained: CondVar,
+    /// Completions dropped because they were malformed or unknown.
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    /// Counts a request in; `ENODEV` once the device is going away.
+    fn begin(&self) -> Result {
+        let mut g = self.inflight.lock();
+        if g.removing {
+            return Err(ENODEV);
+        }
+        g.count += 1;
+        Ok(())
+    }
+
+    /// Counts a request out.
+    fn end(&self) {
+        let mut g = self.inflight.lock();
+        g.count -= 1;
+        if g.count == 0 {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Refuses new requests and waits until those in flight are answered.
+    fn stop_and_drain(&self) {
+        let mut g = self.inflight.lock();
+        g.removing = true;
+        while g.count > 0 {
+            self.drained.wait(&mut g);
+        }
+    }
+
+    /// `IOCTL_AZ_BLOB_DRIVER_USER_REQUEST`: the whole request, start to end.
+    fn user_request(&self, arg: UserPtr) -> Result<isize> {
+        // The struct is read from user memory once; only the copy is used.
+        let req: AzBlobRequestSync = UserSlice::new(arg, size_of::<AzBlobRequestSync>()).reader().read()?;
+        request::validate(&req)?;
+        let buffers = Buffers::pin(&req)?;
+        let (mut desc, msg) = buffers.packet(&req)?;
+        let pending = Pending::new()?;
+        self.begin()?;
+        let answer = self.exchange(&mut desc, &msg, &pending);
+        self.end();
+        let answer = answer?;
+        if answer.response_len > req.response_len {
+            // A host must not claim more than the buffer holds.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(EIO);
+        }
+        let out = arg.wrapping_byte_add(offset_of!(AzBlobRequestSync, response));
+        UserSlice::new(out, size_of::<AzBlobRequestSyncResponse>()).writer().write(&answer)?;
+        drop(buffers); // unpinned (and dirtied) only now that the host is done
+        Ok(0)
+    }
+
+    /// Sends the packet and waits for the host's completion.
+    fn exchange(
+        &self,
+        desc: &mut [u64],
+        msg: &crate::defs::AzBlobVspRequest,
+        pending: &Arc<Pending>,
+    ) -> Result<AzBlobRequestSyncResponse> {
+        let token = Pending::into_token(pending);
+        // SAFETY: `AzBlobVspRequest` is `#[repr(C)]` integers without padding,
+        // 56 bytes, readable as bytes for the duration of the call.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(core::ptr::from_ref(msg).cast::<u8>(), size_of::<crate::defs::AzBlobVspRequest>())
+        };
+        match self.channel.send_gpa_direct(desc, bytes, token) {
+            Ok(()) => Ok(pending.wait()),
+            Err(e) => {
+                // The bus does not hold the token after a failed send; claim
+                // it back unless a completion raced in and took it.
+                // SAFETY: `token` came from `into_token` and `pending` keeps it alive.
+                drop(unsafe { Pending::claim_token(token) });
+                Err(e)
+            }
+        }
+    }
+
+    /// Handles one packet from the host. The host is not trusted: the
+    /// packet is a private copy, and its type, sizes and id are checked
+    /// before anything is taken from it.
+    fn on_packet(&self, pkt: &[u8]) {
+        let word = |at: usize| -> Option<u16> { pkt.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]])) };
+        let dword = |at: usize| -> Option<u32> {
+            pkt.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let parsed = (|| {
+            let kind = word(0)?;
+            let offset = usize::from(word(2)?) * 8;
+            let trans_id = u64::from(dword(8)?) | (u64::from(dword(12)?) << 32);
+            if kind != VM_PKT_COMP || offset < 16 {
+                return None;
+            }
+            let length = dword(offset)?;
+            if length as usize != size_of::<AzBlobVspResponse>() {
+                return None;
+            }
+            Some((trans_id, dword(offset + 4)?, dword(offset + 8)?))
+        })();
+        let Some((trans_id, status, response_len)) = parsed else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(token) = self.channel.complete(trans_id) else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // SAFETY: the requestor only holds tokens made by `into_token`, and a
+        // token's request waits (keeping it alive) until it is completed.
+        if let Some(p) = unsafe { Pending::claim_token(token) } {
+            p.complete(status, response_len);
+        }
+    }
+}
+
+/// The channel callback (softirq context): drains the host's completions.
+unsafe extern "C" fn on_channel_callback(ctx: *mut c_void) {
+    // SAFETY: `ctx` is the `Shared` given to `open`, kept alive until the
+    // channel is closed, after which this callback no longer runs.
+    let shared = unsafe { &*ctx.cast::<Shared>() };
+    shared.channel.for_each_packet(|pkt| shared.on_packet(pkt));
+}
+
+/// The `/dev/azure_blob` registration, with the state its files reach.
+#[pin_data]
+struct MiscNode {
+    shared: Arc<Shared>,
+    #[pin]
+    reg: MiscDeviceRegistration<FileCtx>,
+}
+
+/// An open file of `/dev/azure_blob`.
+pub(crate) struct FileCtx {
+    shared: Arc<Shared>,
+}
+
+#[vtable]
+impl MiscDevice for FileCtx {
+    type Ptr = KBox<Self>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        // SAFETY: every registration of this type is the `reg` field of a
+        // `MiscNode`, and misc_open() keeps it registered (so its node alive)
+        // while this runs.
+        let node = unsafe { &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), MiscNode, reg) };
+        if node.shared.inflight.lock().removing {
+            return Err(ENODEV);
+        }
+        Ok(KBox::new(FileCtx { shared: node.shared.clone() }, GFP_KERNEL)?)
+    }
+
+    fn ioctl(me: &FileCtx, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            IOCTL_AZ_BLOB_DRIVER_USER_REQUEST | IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY => {
+                me.shared.user_request(UserPtr::from_addr(arg))
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// What probe leaves behind for remove.
+struct DeviceData {
+    node: Pin<KBox<MiscNode>>,
+    shared: Arc<Shared>,
+}
+
+/// The VMBus driver.
+pub(crate) struct AzureBlobDriver;
+
+impl hv::Driver for AzureBlobDriver {
+    fn probe(dev: Device) -> Result {
+        let channel = dev.channel();
+        channel.use_requestor(AZ_BLOB_QUEUE_DEPTH);
+        let shared = Arc::pin_init(
+            try_pin_init!(Shared {
+                channel,
+                inflight <- new_mutex!(Inflight { removing: false, count: 0 }),
+                drained <- new_condvar!(),
+                dropped: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: `shared` lives in the device data until remove, which
+        // closes the channel before dropping it.
+        unsafe { channel.open(AZ_BLOB_RING_SIZE, on_channel_callback, Arc::as_ptr(&shared).cast_mut().cast())? };
+        let for_node = shared.clone();
+        let node = KBox::pin_init(
+            try_pin_init!(MiscNode {
+                shared: for_node,
+                reg <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"azure_blob" }),
+            }),
+            GFP_KERNEL,
+        );
+        let data = node.and_then(|node| Ok(KBox::new(DeviceData { node, shared: shared.clone() }, GFP_KERNEL)?));
+        match data {
+            Ok(data) => {
+                dev.set_drvdata(KBox::into_raw(data).cast());
+                Ok(())
+            }
+            Err(e) => {
+                channel.close();
+                Err(e)
+            }
+        }
+    }
+
+    fn remove(dev: Device) {
+        let ptr = dev.drvdata().cast::<DeviceData>();
+        if ptr.is_null() {
+            return;
+        }
+        dev.set_drvdata(core::ptr::null_mut());
+        // SAFETY: probe stored a `KBox<DeviceData>` here and remove runs once.
+        let data = KBox::into_inner(unsafe { KBox::from_raw(ptr) });
+        let shared = data.shared;
+        shared.inflight.lock().removing = true; // no new requests
+        drop(data.node); // the node goes away: no new opens
+        shared.stop_and_drain(); // the host answers what is in flight
+        shared.channel.close();
+        let dropped = shared.dropped.load(Ordering::Relaxed);
+        if dropped != 0 {
+            pr_warn!("hv_azure_blob: dropped {} malformed or unknown completions\n", dropped);
+        }
+    }
+}
