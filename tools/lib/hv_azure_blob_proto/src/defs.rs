@@ -82,11 +82,17 @@ pub const fn iowr(ty: u8, nr: u8, size: usize) -> u32 {
 /// ioctl type letter of the device.
 pub const AZ_BLOB_MAGIC_NUMBER: u8 = b'R';
 /// `IOCTL_AZ_BLOB_DRIVER_USER_REQUEST` = `_IOWR('R', 0xf0, struct az_blob_request_sync)`.
-pub const IOCTL_AZ_BLOB_DRIVER_USER_REQUEST: u32 =
-    iowr(AZ_BLOB_MAGIC_NUMBER, 0xf0, core::mem::size_of::<AzBlobRequestSync>());
+pub const IOCTL_AZ_BLOB_DRIVER_USER_REQUEST: u32 = iowr(
+    AZ_BLOB_MAGIC_NUMBER,
+    0xf0,
+    core::mem::size_of::<AzBlobRequestSync>(),
+);
 /// The number the published 2021 client uses: `_IOWR('R', 10, ...)`.
-pub const IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY: u32 =
-    iowr(AZ_BLOB_MAGIC_NUMBER, 10, core::mem::size_of::<AzBlobRequestSync>());
+pub const IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY: u32 = iowr(
+    AZ_BLOB_MAGIC_NUMBER,
+    10,
+    core::mem::size_of::<AzBlobRequestSync>(),
+);
 
 /// Largest number of 4 KiB pages one request may span (data + request + response).
 pub const AZ_BLOB_MAX_PAGES: u32 = 8192;

@@ -21,7 +21,12 @@ pub const VMBUS_SIM_STATE_OPEN: u32 = 1;
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(
     feature = "zerocopy",
-    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
 )]
 pub struct SimChannel {
     pub offered: u32,
@@ -42,7 +47,12 @@ pub struct SimChannel {
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(
     feature = "zerocopy",
-    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
 )]
 pub struct SimShm {
     pub magic: u32,

@@ -61,7 +61,10 @@ fn run_c_program(include: &str, program: &str) -> Vec<(String, u64)> {
         .arg(&exe)
         .status()
         .expect("run the C compiler");
-    assert!(status.success(), "the header under {include} does not compile");
+    assert!(
+        status.success(),
+        "the header under {include} does not compile"
+    );
     let out = Command::new(&exe).output().expect("run layout program");
     String::from_utf8(out.stdout)
         .expect("utf8")
@@ -80,28 +83,91 @@ fn c_header_matches_rust_definitions() {
     type S = AzBlobRequestSyncResponse;
     let expected: Vec<(&str, u64)> = vec![
         ("sizeof az_blob_request_sync", size_of::<R>() as u64),
-        ("sizeof az_blob_request_sync_response", size_of::<S>() as u64),
-        ("offsetof az_blob_request_sync.guid", offset_of!(R, guid) as u64),
-        ("offsetof az_blob_request_sync.timeout", offset_of!(R, timeout) as u64),
-        ("offsetof az_blob_request_sync.request_len", offset_of!(R, request_len) as u64),
-        ("offsetof az_blob_request_sync.response_len", offset_of!(R, response_len) as u64),
-        ("offsetof az_blob_request_sync.data_len", offset_of!(R, data_len) as u64),
-        ("offsetof az_blob_request_sync.data_valid", offset_of!(R, data_valid) as u64),
-        ("offsetof az_blob_request_sync.reserved", offset_of!(R, reserved) as u64),
-        ("offsetof az_blob_request_sync.request_buffer", offset_of!(R, request_buffer) as u64),
-        ("offsetof az_blob_request_sync.response_buffer", offset_of!(R, response_buffer) as u64),
-        ("offsetof az_blob_request_sync.data_buffer", offset_of!(R, data_buffer) as u64),
-        ("offsetof az_blob_request_sync.response", offset_of!(R, response) as u64),
-        ("offsetof az_blob_request_sync_response.status", offset_of!(S, status) as u64),
-        ("offsetof az_blob_request_sync_response.response_len", offset_of!(S, response_len) as u64),
-        ("alignof az_blob_request_sync", std::mem::align_of::<R>() as u64),
-        ("ioctl IOCTL_AZ_BLOB_DRIVER_USER_REQUEST", IOCTL_AZ_BLOB_DRIVER_USER_REQUEST as u64),
-        ("ioctl IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY", IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY as u64),
+        (
+            "sizeof az_blob_request_sync_response",
+            size_of::<S>() as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.guid",
+            offset_of!(R, guid) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.timeout",
+            offset_of!(R, timeout) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.request_len",
+            offset_of!(R, request_len) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.response_len",
+            offset_of!(R, response_len) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.data_len",
+            offset_of!(R, data_len) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.data_valid",
+            offset_of!(R, data_valid) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.reserved",
+            offset_of!(R, reserved) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.request_buffer",
+            offset_of!(R, request_buffer) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.response_buffer",
+            offset_of!(R, response_buffer) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.data_buffer",
+            offset_of!(R, data_buffer) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync.response",
+            offset_of!(R, response) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync_response.status",
+            offset_of!(S, status) as u64,
+        ),
+        (
+            "offsetof az_blob_request_sync_response.response_len",
+            offset_of!(S, response_len) as u64,
+        ),
+        (
+            "alignof az_blob_request_sync",
+            std::mem::align_of::<R>() as u64,
+        ),
+        (
+            "ioctl IOCTL_AZ_BLOB_DRIVER_USER_REQUEST",
+            IOCTL_AZ_BLOB_DRIVER_USER_REQUEST as u64,
+        ),
+        (
+            "ioctl IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY",
+            IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY as u64,
+        ),
         ("const AZ_BLOB_MAX_PAGES", AZ_BLOB_MAX_PAGES as u64),
-        ("const AZ_BLOB_STATUS_TIMEOUT", AZ_BLOB_STATUS_TIMEOUT as u64),
-        ("const AZ_BLOB_STATUS_INVALID_ARG", AZ_BLOB_STATUS_INVALID_ARG as u64),
-        ("const AZ_BLOB_STATUS_BUFFER_TOO_SMALL", AZ_BLOB_STATUS_BUFFER_TOO_SMALL as u64),
-        ("const AZ_BLOB_STATUS_NOT_SUPPORTED", AZ_BLOB_STATUS_NOT_SUPPORTED as u64),
+        (
+            "const AZ_BLOB_STATUS_TIMEOUT",
+            AZ_BLOB_STATUS_TIMEOUT as u64,
+        ),
+        (
+            "const AZ_BLOB_STATUS_INVALID_ARG",
+            AZ_BLOB_STATUS_INVALID_ARG as u64,
+        ),
+        (
+            "const AZ_BLOB_STATUS_BUFFER_TOO_SMALL",
+            AZ_BLOB_STATUS_BUFFER_TOO_SMALL as u64,
+        ),
+        (
+            "const AZ_BLOB_STATUS_NOT_SUPPORTED",
+            AZ_BLOB_STATUS_NOT_SUPPORTED as u64,
+        ),
     ];
     let c = c_layout();
     assert_eq!(c.len(), expected.len(), "C program printed {c:?}");
@@ -168,13 +234,25 @@ int main(void) {
         ("vmbus_sim_channel.offered", chan_field::OFFERED as u64),
         ("vmbus_sim_channel.offer_seq", chan_field::OFFER_SEQ as u64),
         ("vmbus_sim_channel.open_ack", chan_field::OPEN_ACK as u64),
-        ("vmbus_sim_channel.host_status", chan_field::HOST_STATUS as u64),
+        (
+            "vmbus_sim_channel.host_status",
+            chan_field::HOST_STATUS as u64,
+        ),
         ("vmbus_sim_channel.if_type", chan_field::IF_TYPE as u64),
-        ("vmbus_sim_channel.if_instance", chan_field::IF_INSTANCE as u64),
+        (
+            "vmbus_sim_channel.if_instance",
+            chan_field::IF_INSTANCE as u64,
+        ),
         ("vmbus_sim_channel.state", chan_field::STATE as u64),
         ("vmbus_sim_channel.open_seq", chan_field::OPEN_SEQ as u64),
-        ("vmbus_sim_channel.send_pages", chan_field::SEND_PAGES as u64),
-        ("vmbus_sim_channel.recv_pages", chan_field::RECV_PAGES as u64),
+        (
+            "vmbus_sim_channel.send_pages",
+            chan_field::SEND_PAGES as u64,
+        ),
+        (
+            "vmbus_sim_channel.recv_pages",
+            chan_field::RECV_PAGES as u64,
+        ),
         ("vmbus_sim_channel.ring_pfn", chan_field::RING_PFN as u64),
         ("magic", VMBUS_SIM_MAGIC as u64),
         ("version", VMBUS_SIM_VERSION as u64),
