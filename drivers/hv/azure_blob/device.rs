@@ -89,8 +89,10 @@ impl Shared {
         let answer = self.exchange(&mut desc, &msg, &pending);
         self.end();
         let answer = answer?;
-        if answer.response_len > req.response_len {
-            // A host must not claim more than the buffer holds.
+        if answer.status == 0 && answer.response_len > req.response_len {
+            // A host must not claim to have written more than the buffer
+            // holds. (With an error status, response_len may be the size the
+            // host needs: it wrote nothing, and the caller may retry.)
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(EIO);
         }

@@ -22,10 +22,13 @@ type Test = Box<dyn FnOnce() -> Outcome>;
 pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
     let mut v: Vec<(&'static str, Test)> = vec![
         ("device_node_is_a_0600_char_device", Box::new(node_mode)),
-        ("echo_round_trip", Box::new(|| round_trip(100, 1, 0, 0, 0))),
+        (
+            "echo_round_trip",
+            Box::new(|| round_trip(100, 100, 0, 0, 0)),
+        ),
         (
             "data_buffer_1_byte",
-            Box::new(|| round_trip(64, 1, 1, 1, 0)),
+            Box::new(|| round_trip(64, 64, 1, 1, 0)),
         ),
         (
             "data_buffer_1_page",
@@ -95,6 +98,9 @@ impl Buf {
     fn slice(&mut self) -> &mut [u8] {
         &mut self.mem[self.offset..self.offset + self.len]
     }
+    fn bytes(&self) -> &[u8] {
+        &self.mem[self.offset..self.offset + self.len]
+    }
 }
 
 /// One echo exchange, every byte checked: the response holds the request,
@@ -110,15 +116,14 @@ fn round_trip(
     let d = dev()?;
     let request = pattern(req_len, 7);
     let input = pattern(data_valid, 99);
-    let mut req_buf = Buf::new(req_len, offset, &request);
+    let req_buf = Buf::new(req_len, offset, &request);
     let mut resp_buf = Buf::new(resp_len, (offset * 3) % PAGE, &[]);
     let mut data_buf = Buf::new(data_len, (offset * 5) % PAGE, &input);
-    let req_copy = req_buf.slice().to_vec();
     let reply = d
         .request(&mut Exchange {
             guid: *b"selftest-guid-01",
             timeout_ms: 0,
-            request: &req_copy,
+            request: req_buf.bytes(),
             response: resp_buf.slice(),
             data: data_buf.slice(),
             data_valid,
