@@ -93,4 +93,10 @@ secs=$(echo "$(date +%s.%N) - $start" | bc)
 kill "$vsp_pid" 2>/dev/null || true
 
 # 4. Results.
+if [ "$mode" = demo ]; then
+	echo "What happened in the guest:"
+	grep -aE '^(HVAB: |sent |the host answered|azure_blob_raw: )' "$logs/serial.log" | sed 's/^HVAB: //; s/^/  /'
+	echo "What the host simulator did:"
+	sed 's/\x1b\[[0-9;]*m//g' "$logs/vsp.log" | grep -aE 'INFO|WARN|ERROR' | sed 's/^[^ ]* *//; s/^/  /' | head -n 20
+fi
 "$HVAB_ROOT/tools/testing/hv_azure_blob/check-log.sh" "$logs/serial.log" "$variant $mode" "$secs"
