@@ -12,7 +12,7 @@
 //! - open files keep the shared state alive; after remove they get ENODEV.
 
 use crate::defs::{
-    AzBlobRequestSync, AzBlobRequestSyncResponse, AzBlobVspResponse, AZ_BLOB_QUEUE_DEPTH,
+    AzBlobRequestSync, AzBlobRequestSyncResponse, AzBlobVspRequest, AzBlobVspResponse, AZ_BLOB_QUEUE_DEPTH,
     AZ_BLOB_RING_SIZE, IOCTL_AZ_BLOB_DRIVER_USER_REQUEST, IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY,
     VM_PKT_COMP,
 };
@@ -26,8 +26,10 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_condvar, new_mutex,
     prelude::*,
-    sync::{Arc, CondVar, Mutex},
+    sync::{Arc, CondVar, CondVarTimeoutResult, Mutex},
+    time::msecs_to_jiffies,
     uaccess::{UserPtr, UserSlice},
+    workqueue::Queue,
 };
 
 /// Requests in flight, and whether new ones may start.
@@ -40,13 +42,28 @@ struct Inflight {
 #[pin_data]
 pub(crate) struct Shared {
     channel: Channel,
+    /// The device's workqueue (see [`DeviceData`]): valid until remove,
+    /// which destroys it only after closing the channel.
+    wq: core::ptr::NonNull<kernel::bindings::workqueue_struct>,
+    /// Requests the host owns (sent and not yet answered).
     #[pin]
     inflight: Mutex<Inflight>,
     #[pin]
     drained: CondVar,
+    /// Bumped by the channel callback: ring space or ids may have been freed.
+    space_seq: AtomicU64,
+    #[pin]
+    space_lock: Mutex<()>,
+    #[pin]
+    space: CondVar,
     /// Completions dropped because they were malformed or unknown.
     dropped: AtomicU64,
 }
+
+// SAFETY: `wq` is a workqueue, usable from any thread; the rest is Sync.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
 
 impl Shared {
     /// Counts a request in; `ENODEV` once the device is going away.
@@ -59,8 +76,14 @@ impl Shared {
         Ok(())
     }
 
-    /// Counts a request out.
-    fn end(&self) {
+    fn queue(&self) -> &Queue {
+        // SAFETY: `wq` is valid until remove destroys it, after the channel is
+        // closed (no callback) and every request is counted out.
+        unsafe { Queue::from_raw(self.wq.as_ptr()) }
+    }
+
+    /// Counts a request out: the host is done with it.
+    pub(crate) fn end(&self) {
         let mut g = self.inflight.lock();
         g.count -= 1;
         if g.count == 0 {
@@ -78,22 +101,34 @@ impl Shared {
     }
 
     /// `IOCTL_AZ_BLOB_DRIVER_USER_REQUEST`: the whole request, start to end.
-    fn user_request(&self, arg: UserPtr) -> Result<isize> {
+    fn user_request(this: &Arc<Self>, file: &File, arg: UserPtr) -> Result<isize> {
+        // As in 2021: a file is used with the credentials it was opened with.
+        if !hv::current_cred_is(file.cred().as_ptr()) {
+            return Err(EACCES);
+        }
         // The struct is read from user memory once; only the copy is used.
         let req: AzBlobRequestSync = UserSlice::new(arg, size_of::<AzBlobRequestSync>()).reader().read()?;
         request::validate(&req)?;
         let buffers = Buffers::pin(&req)?;
         let (mut desc, msg) = buffers.packet(&req)?;
-        let pending = Pending::new()?;
-        self.begin()?;
-        let answer = self.exchange(&mut desc, &msg, &pending);
-        self.end();
-        let answer = answer?;
+        let pending = Pending::new(this.clone())?;
+        this.begin()?;
+        let answer = match this.exchange(&mut desc, &msg, &pending, buffers) {
+            Ok(Some(answer)) => answer,
+            // Killed: the request is the host's until it answers.
+            Ok(None) => return Err(EINTR),
+            Err(e) => {
+                this.end();
+                return Err(e);
+            }
+        };
+        this.end();
+        let (answer, buffers) = answer;
         if answer.status == 0 && answer.response_len > req.response_len {
             // A host must not claim to have written more than the buffer
             // holds. (With an error status, response_len may be the size the
             // host needs: it wrote nothing, and the caller may retry.)
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            this.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(EIO);
         }
         let out = arg.wrapping_byte_add(offset_of!(AzBlobRequestSync, response));
@@ -102,21 +137,57 @@ impl Shared {
         Ok(0)
     }
 
-    /// Sends the packet and waits for the host's completion.
+    /// Sends the packet, waiting for ring space (or a free id) when there is
+    /// none, then waits for the host's answer. `Ok(None)`: the caller was
+    /// killed while the host owned the request.
+    ///
+    /// # Errors
+    ///
+    /// `ERESTARTSYS` when a signal arrives while waiting for space (nothing
+    /// was sent), `ENODEV` when the channel is rescinded, `EIO` on a corrupt ring.
     fn exchange(
         &self,
         desc: &mut [u64],
-        msg: &crate::defs::AzBlobVspRequest,
+        msg: &AzBlobVspRequest,
         pending: &Arc<Pending>,
-    ) -> Result<AzBlobRequestSyncResponse> {
-        let token = Pending::into_token(pending);
+        buffers: Buffers,
+    ) -> Result<Option<(AzBlobRequestSyncResponse, Buffers)>> {
         // SAFETY: `AzBlobVspRequest` is `#[repr(C)]` integers without padding,
         // 56 bytes, readable as bytes for the duration of the call.
         let bytes = unsafe {
-            core::slice::from_raw_parts(core::ptr::from_ref(msg).cast::<u8>(), size_of::<crate::defs::AzBlobVspRequest>())
+            core::slice::from_raw_parts(core::ptr::from_ref(msg).cast::<u8>(), size_of::<AzBlobVspRequest>())
         };
-        match self.channel.send_gpa_direct(desc, bytes, token) {
-            Ok(()) => Ok(pending.wait()),
+        let packet_bytes = u32::try_from(desc.len() * 8 + bytes.len() + 16).unwrap_or(u32::MAX);
+        let token = Pending::into_token(pending);
+        let mut waited = false;
+        let sent = loop {
+            let seen = self.space_seq.load(Ordering::Acquire);
+            match self.channel.send_gpa_direct(desc, bytes, token) {
+                Err(e) if e == EAGAIN => {
+                    // Full ring or all ids in use: the host's progress frees
+                    // them, and the channel callback bumps `space_seq`.
+                    self.channel.set_pending_send_size(packet_bytes);
+                    waited = true;
+                    let mut g = self.space_lock.lock();
+                    while self.space_seq.load(Ordering::Acquire) == seen {
+                        let r = self.space.wait_interruptible_timeout(&mut g, msecs_to_jiffies(10));
+                        if matches!(r, CondVarTimeoutResult::Signal { .. }) {
+                            break;
+                        }
+                    }
+                    drop(g);
+                    if kernel::current!().signal_pending() {
+                        break Err(ERESTARTSYS);
+                    }
+                }
+                other => break other,
+            }
+        };
+        if waited {
+            self.channel.set_pending_send_size(0);
+        }
+        match sent {
+            Ok(()) => Ok(pending.wait(buffers)),
             Err(e) => {
                 // The bus does not hold the token after a failed send; claim
                 // it back unless a completion raced in and took it.
@@ -156,10 +227,10 @@ impl Shared {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // SAFETY: the requestor only holds tokens made by `into_token`, and a
-        // token's request waits (keeping it alive) until it is completed.
+        // SAFETY: the requestor only holds tokens made by `into_token`; an
+        // unclaimed token keeps its request alive.
         if let Some(p) = unsafe { Pending::claim_token(token) } {
-            p.complete(status, response_len);
+            Pending::complete(p, status, response_len, self.queue());
         }
     }
 }
@@ -170,6 +241,9 @@ unsafe extern "C" fn on_channel_callback(ctx: *mut c_void) {
     // channel is closed, after which this callback no longer runs.
     let shared = unsafe { &*ctx.cast::<Shared>() };
     shared.channel.for_each_packet(|pkt| shared.on_packet(pkt));
+    // The host made progress: senders waiting for space or ids may retry.
+    shared.space_seq.fetch_add(1, Ordering::AcqRel);
+    shared.space.notify_all();
 }
 
 /// The `/dev/azure_blob` registration, with the state its files reach.
@@ -200,10 +274,10 @@ impl MiscDevice for FileCtx {
         Ok(KBox::new(FileCtx { shared: node.shared.clone() }, GFP_KERNEL)?)
     }
 
-    fn ioctl(me: &FileCtx, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: &FileCtx, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             IOCTL_AZ_BLOB_DRIVER_USER_REQUEST | IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY => {
-                me.shared.user_request(UserPtr::from_addr(arg))
+                Shared::user_request(&me.shared, file, UserPtr::from_addr(arg))
             }
             _ => Err(ENOTTY),
         }
@@ -214,6 +288,8 @@ impl MiscDevice for FileCtx {
 struct DeviceData {
     node: Pin<KBox<MiscNode>>,
     shared: Arc<Shared>,
+    /// Releases abandoned requests; destroyed (drained) last in remove.
+    wq: hv::OwnedQueue,
 }
 
 /// The VMBus driver.
@@ -223,11 +299,17 @@ impl hv::Driver for AzureBlobDriver {
     fn probe(dev: Device) -> Result {
         let channel = dev.channel();
         channel.use_requestor(AZ_BLOB_QUEUE_DEPTH);
+        let wq = hv::OwnedQueue::new()?;
+        let wq_raw = wq.raw();
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 channel,
+                wq: wq_raw,
                 inflight <- new_mutex!(Inflight { removing: false, count: 0 }),
                 drained <- new_condvar!(),
+                space_seq: AtomicU64::new(0),
+                space_lock <- new_mutex!(()),
+                space <- new_condvar!(),
                 dropped: AtomicU64::new(0),
             }),
             GFP_KERNEL,
@@ -243,7 +325,7 @@ impl hv::Driver for AzureBlobDriver {
             }),
             GFP_KERNEL,
         );
-        let data = node.and_then(|node| Ok(KBox::new(DeviceData { node, shared: shared.clone() }, GFP_KERNEL)?));
+        let data = node.and_then(|node| Ok(KBox::new(DeviceData { node, shared: shared.clone(), wq }, GFP_KERNEL)?));
         match data {
             Ok(data) => {
                 dev.set_drvdata(KBox::into_raw(data).cast());
@@ -269,6 +351,7 @@ impl hv::Driver for AzureBlobDriver {
         drop(data.node); // the node goes away: no new opens
         shared.stop_and_drain(); // the host answers what is in flight
         shared.channel.close();
+        drop(data.wq); // waits for the release of abandoned requests
         let dropped = shared.dropped.load(Ordering::Relaxed);
         if dropped != 0 {
             pr_warn!("hv_azure_blob: dropped {} malformed or unknown completions\n", dropped);

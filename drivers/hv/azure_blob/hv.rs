@@ -164,6 +164,13 @@ impl Channel {
         unsafe { raw::hv_pkt_iter_close(self.0) };
     }
 
+    /// Asks the host to signal the channel once `bytes` are free in the
+    /// outbound ring (0: no longer waiting).
+    pub(crate) fn set_pending_send_size(&self, bytes: u32) {
+        // SAFETY: `self.0` is valid (type invariant); the helper locks the ring.
+        unsafe { raw::set_channel_pending_send_size(self.0, bytes) }
+    }
+
     /// Takes the transaction id of a completion back from the requestor:
     /// the value given to [`Channel::send_gpa_direct`], or `None` if the id
     /// is unknown or already completed (a confused or hostile host).
@@ -233,4 +240,40 @@ unsafe extern "C" fn probe_callback<T: Driver>(
 unsafe extern "C" fn remove_callback<T: Driver>(dev: *mut raw::hv_device) {
     // INVARIANT: the device is valid until this callback returns.
     T::remove(Device(dev))
+}
+
+/// Whether the calling task's credentials are `cred` (the very object, as
+/// the 2021 driver compared `file->f_cred` with `current_cred()`).
+pub(crate) fn current_cred_is(cred: *const kernel::bindings::cred) -> bool {
+    // SAFETY: current_cred() is always valid in process context.
+    let current = unsafe { raw::az_blob_current_cred() };
+    core::ptr::eq(current.cast::<u8>(), cred.cast::<u8>())
+}
+
+/// A workqueue owned by the module: destroying it waits for every work item
+/// queued on it, so none can run module code after the module is gone.
+pub(crate) struct OwnedQueue(core::ptr::NonNull<kernel::bindings::workqueue_struct>);
+
+// SAFETY: a workqueue may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: queueing work is thread-safe.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation of a workqueue.
+        let ptr = unsafe { raw::az_blob_alloc_workqueue() };
+        core::ptr::NonNull::new(ptr.cast()).map(Self).ok_or(ENOMEM)
+    }
+
+    pub(crate) fn raw(&self) -> core::ptr::NonNull<kernel::bindings::workqueue_struct> {
+        self.0
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`; drains and frees it.
+        unsafe { raw::destroy_workqueue(self.0.as_ptr().cast()) }
+    }
 }

@@ -8,8 +8,16 @@ use crate::defs::{
     AZ_BLOB_MAX_PAGES, HV_PAGE_SIZE, VSP_PROTOCOL_VERSION_V1,
 };
 use crate::pages::{span_pages, PinnedBuffer};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use kernel::{bindings, prelude::*, sync::Arc, transmute::{AsBytes, FromBytes}, types::Opaque};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use crate::device::Shared;
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::Arc,
+    transmute::{AsBytes, FromBytes},
+    types::Opaque,
+    workqueue::{impl_has_work, new_work, Queue, Work, WorkItem},
+};
 
 // SAFETY: all fields are integers or integer arrays; every bit pattern is valid.
 unsafe impl FromBytes for AzBlobRequestSync {}
@@ -105,6 +113,14 @@ impl Buffers {
     }
 }
 
+/// A request the caller is still waiting for.
+const WAITING: u8 = 0;
+/// The host has answered.
+const COMPLETED: u8 = 1;
+/// The caller was killed first: the request owns its pinned buffers until
+/// the host answers (the host may still write them).
+const ABANDONED: u8 = 2;
+
 /// What a request in flight shares with the channel callback.
 #[pin_data]
 pub(crate) struct Pending {
@@ -114,10 +130,42 @@ pub(crate) struct Pending {
     response_len: AtomicU32,
     /// Set by whoever takes the reference the token stands for.
     token_claimed: AtomicBool,
+    /// WAITING, COMPLETED or ABANDONED.
+    state: AtomicU8,
+    /// An abandoned request's buffers: written by the waiter before it sets
+    /// ABANDONED, taken by the work item queued by the completion.
+    orphan: Opaque<Option<Buffers>>,
+    /// The device, counted out when an abandoned request is done.
+    owner: Arc<Shared>,
+    #[pin]
+    work: Work<Pending>,
+}
+
+// SAFETY: `orphan` is accessed by one side at a time, as `state` hands it over.
+unsafe impl Sync for Pending {}
+// SAFETY: as above; the buffers themselves are `Send`.
+unsafe impl Send for Pending {}
+
+impl_has_work! {
+    impl HasWork<Self> for Pending { self.work }
+}
+
+impl WorkItem for Pending {
+    type Pointer = Arc<Pending>;
+
+    /// Releases an abandoned request once the host has answered it.
+    fn run(this: Arc<Pending>) {
+        // SAFETY: this work is queued only by the completion that saw
+        // ABANDONED; the waiter wrote `orphan` before setting ABANDONED and
+        // no longer touches it.
+        let buffers = unsafe { (*this.orphan.get()).take() };
+        drop(buffers); // unpinned (and dirtied) now that the host is done
+        this.owner.end();
+    }
 }
 
 impl Pending {
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    pub(crate) fn new(owner: Arc<Shared>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 done <- Opaque::ffi_init(|slot: *mut bindings::completion| {
@@ -127,6 +175,10 @@ impl Pending {
                 status: AtomicU32::new(0),
                 response_len: AtomicU32::new(0),
                 token_claimed: AtomicBool::new(false),
+                state: AtomicU8::new(WAITING),
+                orphan: Opaque::new(None),
+                owner,
+                work <- new_work!("hv_azure_blob::Pending::work"),
             }),
             GFP_KERNEL,
         )
@@ -143,7 +195,8 @@ impl Pending {
     /// # Safety
     ///
     /// `token` must come from [`Pending::into_token`], and the `Pending` must
-    /// still be alive (its waiter holds a reference until the exchange ends).
+    /// still be alive (the token's own reference keeps it alive until it is
+    /// claimed, and its waiter holds one until the exchange ends).
     pub(crate) unsafe fn claim_token(token: u64) -> Option<Arc<Self>> {
         let ptr = token as *const Self;
         // SAFETY: alive, per the caller.
@@ -154,23 +207,47 @@ impl Pending {
         Some(unsafe { Arc::from_raw(ptr) })
     }
 
-    /// Records the host's answer and wakes the waiter (any context).
-    pub(crate) fn complete(&self, status: u32, response_len: u32) {
-        self.status.store(status, Ordering::Relaxed);
-        self.response_len.store(response_len, Ordering::Relaxed);
+    /// Records the host's answer and wakes the waiter; if the waiter is gone,
+    /// queues the release of its buffers (any context).
+    pub(crate) fn complete(this: Arc<Self>, status: u32, response_len: u32, queue: &Queue) {
+        this.status.store(status, Ordering::Relaxed);
+        this.response_len.store(response_len, Ordering::Relaxed);
+        let was = this.state.swap(COMPLETED, Ordering::AcqRel);
         // SAFETY: `done` was initialised in `new`; complete() orders the
         // stores above before the waiter's wake-up.
-        unsafe { bindings::complete(self.done.get()) }
+        unsafe { bindings::complete(this.done.get()) };
+        if was == ABANDONED {
+            // Cannot fail: only this completion queues the work, once.
+            let _ = queue.enqueue(this);
+        }
     }
 
-    /// Waits (uninterruptibly, as the host owns the pinned pages until it
-    /// answers) and returns the host's answer.
-    pub(crate) fn wait(&self) -> AzBlobRequestSyncResponse {
-        // SAFETY: `done` was initialised in `new`.
-        unsafe { bindings::wait_for_completion(self.done.get()) };
+    fn answer(&self) -> AzBlobRequestSyncResponse {
         AzBlobRequestSyncResponse {
             status: self.status.load(Ordering::Relaxed),
             response_len: self.response_len.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits killably for the host's answer. If the caller is killed first,
+    /// the buffers stay pinned, owned by this request, until the host answers
+    /// (the host may still write them): `None`, and the request is no longer
+    /// the caller's to count out.
+    pub(crate) fn wait(&self, buffers: Buffers) -> Option<(AzBlobRequestSyncResponse, Buffers)> {
+        // SAFETY: `done` was initialised in `new`.
+        if unsafe { bindings::wait_for_completion_killable(self.done.get()) } == 0 {
+            return Some((self.answer(), buffers));
+        }
+        // SAFETY: the state is WAITING or COMPLETED: nobody else reads `orphan`.
+        unsafe { *self.orphan.get() = Some(buffers) };
+        match self.state.compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => None,
+            Err(_) => {
+                // The answer came in first: the caller keeps its buffers.
+                // SAFETY: COMPLETED without ABANDONED: the work is never queued.
+                let buffers = unsafe { (*self.orphan.get()).take() }?;
+                Some((self.answer(), buffers))
+            }
         }
     }
 }
