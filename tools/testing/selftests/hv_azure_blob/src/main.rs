@@ -7,6 +7,7 @@
 //! Usage: azure_blob_selftest [--control /dev/ttyS1]
 
 mod control;
+mod stress;
 mod tests;
 
 use std::time::Instant;

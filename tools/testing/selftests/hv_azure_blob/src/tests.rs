@@ -14,7 +14,7 @@ use hv_azure_blob_proto::{
 use rustix::io::Errno;
 use std::time::{Duration, Instant};
 
-const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 
 type Test = Box<dyn FnOnce() -> Outcome>;
 
@@ -53,6 +53,22 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
             Box::new(small_response),
         ),
     ];
+    v.push((
+        "changed_credentials_are_eacces",
+        Box::new(crate::stress::changed_credentials_are_eacces),
+    ));
+    v.push((
+        "concurrent_16_threads_x_1000_requests",
+        Box::new(|| crate::stress::concurrent(16, 1000)),
+    ));
+    v.push((
+        "ioctl_fuzzer_100000_structs",
+        Box::new(|| crate::stress::fuzz(100_000)),
+    ));
+    v.push((
+        "pinned_pages_balanced",
+        Box::new(crate::stress::pins_balanced),
+    ));
     if let Some(path) = control {
         v.push((
             "rescind_removes_node_and_reoffer_restores_it",
@@ -66,11 +82,11 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
     v
 }
 
-fn dev() -> Result<Device, String> {
+pub(crate) fn dev() -> Result<Device, String> {
     Device::open().map_err(|e| e.to_string())
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
         .collect()
@@ -106,7 +122,7 @@ impl Buf {
 /// One echo exchange, every byte checked: the response holds the request,
 /// the data buffer holds the host's transform of the input and its pattern
 /// after it.
-fn round_trip(
+pub(crate) fn round_trip(
     req_len: usize,
     resp_len: usize,
     data_len: usize,
@@ -186,7 +202,7 @@ fn max_pages() -> Outcome {
 
 /// A struct whose buffers point into `mem` (request 64 bytes at 0,
 /// response 64 at 4096, no data), for the error-path tests.
-fn sample_struct(mem: &mut [u8]) -> AzBlobRequestSync {
+pub(crate) fn sample_struct(mem: &mut [u8]) -> AzBlobRequestSync {
     let base = mem.as_mut_ptr() as u64;
     AzBlobRequestSync {
         guid: [1; 16],
@@ -198,7 +214,7 @@ fn sample_struct(mem: &mut [u8]) -> AzBlobRequestSync {
     }
 }
 
-fn expect_errno(what: &str, got: Result<(), Errno>, want: Errno) -> Outcome {
+pub(crate) fn expect_errno(what: &str, got: Result<(), Errno>, want: Errno) -> Outcome {
     match got {
         Err(e) if e == want => Ok(()),
         Err(e) => Err(format!("{what}: got {e}, expected {want}")),
