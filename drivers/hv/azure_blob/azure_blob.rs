@@ -18,6 +18,7 @@ mod device;
 mod hv;
 mod pages;
 mod request;
+mod stats;
 
 /// The wire structs, shared with the host simulator and the user library
 /// (written for both worlds, so `pub` items and unused constants are expected).

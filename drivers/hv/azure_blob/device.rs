@@ -18,11 +18,15 @@ use crate::defs::{
 };
 use crate::hv::{self, Channel, Device};
 use crate::request::{self, Buffers, Pending};
+use crate::stats::{Counters, Failure, PendingInfo};
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
+    debugfs,
     fs::File,
+    str::CString,
+    time::{Instant, Monotonic},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_condvar, new_mutex,
     prelude::*,
@@ -56,8 +60,12 @@ pub(crate) struct Shared {
     space_lock: Mutex<()>,
     #[pin]
     space: CondVar,
-    /// Completions dropped because they were malformed or unknown.
-    dropped: AtomicU64,
+    /// Counters shown in debugfs.
+    stats: Counters,
+    /// The requests the host owns, shown in debugfs.
+    #[pin]
+    pending: Mutex<KVec<PendingInfo>>,
+    next_seq: AtomicU64,
 }
 
 // SAFETY: `wq` is a workqueue, usable from any thread; the rest is Sync.
@@ -66,14 +74,68 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    /// Counts a request in; `ENODEV` once the device is going away.
-    fn begin(&self) -> Result {
+    /// Counts a request in (the host is about to own it); `ENODEV` once the
+    /// device is going away. Returns the request's sequence number.
+    fn begin(&self, req: &AzBlobRequestSync) -> Result<u64> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let info = PendingInfo {
+            seq,
+            guid: req.guid,
+            request_len: req.request_len,
+            response_len: req.response_len,
+            data_len: req.data_len,
+            data_valid: req.data_valid,
+            pid: {
+                // As the caller's own pid namespace sees it (the caller has
+                // the opener's credentials, by the rule above).
+                let cur = kernel::current!();
+                cur.tgid_nr_ns(cur.active_pid_ns())
+            },
+            start: Instant::now(),
+            abandoned: false,
+        };
+        self.pending.lock().push(info, GFP_KERNEL)?;
         let mut g = self.inflight.lock();
         if g.removing {
+            drop(g);
+            self.forget(seq);
             return Err(ENODEV);
         }
         g.count += 1;
-        Ok(())
+        self.stats.started(u64::from(req.request_len) + u64::from(req.data_valid));
+        Ok(seq)
+    }
+
+    /// Drops request `seq` from the pending list; returns when it started.
+    fn forget(&self, seq: u64) -> Option<Instant<Monotonic>> {
+        let mut list = self.pending.lock();
+        let i = list.iter().position(|p| p.seq == seq)?;
+        let start = list[i].start;
+        list.remove(i).ok();
+        Some(start)
+    }
+
+    /// Marks request `seq` as abandoned by its caller.
+    fn abandon(&self, seq: u64) {
+        if let Some(p) = self.pending.lock().iter_mut().find(|p| p.seq == seq) {
+            p.abandoned = true;
+        }
+        self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the host's answer to request `seq` and counts it out.
+    pub(crate) fn answered(&self, seq: u64, status: u32, bytes_in: u64) {
+        if let Some(start) = self.forget(seq) {
+            self.stats.answered(status, bytes_in, start.elapsed());
+        }
+        self.end();
+    }
+
+    /// Counts out request `seq`, which failed before the host owned it.
+    fn failed(&self, seq: u64, why: Failure) {
+        self.forget(seq);
+        self.stats.failed(why);
+        self.end();
     }
 
     fn queue(&self) -> &Queue {
@@ -83,7 +145,7 @@ impl Shared {
     }
 
     /// Counts a request out: the host is done with it.
-    pub(crate) fn end(&self) {
+    fn end(&self) {
         let mut g = self.inflight.lock();
         g.count -= 1;
         if g.count == 0 {
@@ -108,27 +170,41 @@ impl Shared {
         }
         // The struct is read from user memory once; only the copy is used.
         let req: AzBlobRequestSync = UserSlice::new(arg, size_of::<AzBlobRequestSync>()).reader().read()?;
-        request::validate(&req)?;
-        let buffers = Buffers::pin(&req)?;
-        let (mut desc, msg) = buffers.packet(&req)?;
-        let pending = Pending::new(this.clone())?;
-        this.begin()?;
-        let answer = match this.exchange(&mut desc, &msg, &pending, buffers) {
-            Ok(Some(answer)) => answer,
-            // Killed: the request is the host's until it answers.
-            Ok(None) => return Err(EINTR),
+        let prepared = request::validate(&req).and_then(|_| {
+            let buffers = Buffers::pin(&req)?;
+            let (desc, msg) = buffers.packet(&req)?;
+            Ok((buffers, desc, msg))
+        });
+        let (buffers, mut desc, msg) = prepared.inspect_err(|e| {
+            this.stats.failed(if *e == EINVAL { Failure::Invalid } else if *e == EFAULT { Failure::Fault } else { Failure::Other })
+        })?;
+        let seq = this.begin(&req)?;
+        let pending = match Pending::new(this.clone(), seq) {
+            Ok(p) => p,
             Err(e) => {
-                this.end();
+                this.failed(seq, Failure::Other);
                 return Err(e);
             }
         };
-        this.end();
-        let (answer, buffers) = answer;
+        let (answer, buffers) = match this.exchange(&mut desc, &msg, &pending, buffers) {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                // Killed: the request is the host's until it answers.
+                this.abandon(seq);
+                return Err(EINTR);
+            }
+            Err(e) => {
+                this.failed(seq, if e == ENODEV { Failure::NoDevice } else if e == ERESTARTSYS { Failure::Interrupted } else { Failure::Other });
+                return Err(e);
+            }
+        };
+        let bytes_in = if answer.status == 0 { u64::from(answer.response_len) + u64::from(req.data_len) } else { 0 };
+        this.answered(seq, answer.status, bytes_in);
         if answer.status == 0 && answer.response_len > req.response_len {
             // A host must not claim to have written more than the buffer
             // holds. (With an error status, response_len may be the size the
             // host needs: it wrote nothing, and the caller may retry.)
-            this.dropped.fetch_add(1, Ordering::Relaxed);
+            this.stats.failed(Failure::HostMisbehaved);
             return Err(EIO);
         }
         let out = arg.wrapping_byte_add(offset_of!(AzBlobRequestSync, response));
@@ -220,11 +296,11 @@ impl Shared {
             Some((trans_id, dword(offset + 4)?, dword(offset + 8)?))
         })();
         let Some((trans_id, status, response_len)) = parsed else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let Some(token) = self.channel.complete(trans_id) else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         // SAFETY: the requestor only holds tokens made by `into_token`; an
@@ -284,8 +360,41 @@ impl MiscDevice for FileCtx {
     }
 }
 
+/// The device's debugfs directory and files (removed when dropped).
+struct DebugFs {
+    _stats: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _pending: Pin<KBox<debugfs::File<Arc<Shared>>>>,
+    _dir: debugfs::Dir,
+}
+
+impl DebugFs {
+    fn new(dev: &Device, shared: &Arc<Shared>) -> Result<Self> {
+        let g = dev.instance();
+        let name = CString::try_from_fmt(fmt!(
+            "hv_azure_blob-{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+        ))?;
+        let dir = debugfs::Dir::new(&name);
+        let stats = KBox::pin_init(
+            dir.read_callback_file(c"stats", shared.clone(), &|s: &Arc<Shared>, f| s.stats.show(f)),
+            GFP_KERNEL,
+        )?;
+        let pending = KBox::pin_init(
+            dir.read_callback_file(c"pending", shared.clone(), &|s: &Arc<Shared>, f| {
+                for p in s.pending.lock().iter() {
+                    p.show(f)?;
+                }
+                Ok(())
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Self { _stats: stats, _pending: pending, _dir: dir })
+    }
+}
+
 /// What probe leaves behind for remove.
 struct DeviceData {
+    _debugfs: DebugFs,
     node: Pin<KBox<MiscNode>>,
     shared: Arc<Shared>,
     /// Releases abandoned requests; destroyed (drained) last in remove.
@@ -310,7 +419,9 @@ impl hv::Driver for AzureBlobDriver {
                 space_seq: AtomicU64::new(0),
                 space_lock <- new_mutex!(()),
                 space <- new_condvar!(),
-                dropped: AtomicU64::new(0),
+                stats: Counters::default(),
+                pending <- new_mutex!(KVec::new()),
+                next_seq: AtomicU64::new(1),
             }),
             GFP_KERNEL,
         )?;
@@ -325,7 +436,10 @@ impl hv::Driver for AzureBlobDriver {
             }),
             GFP_KERNEL,
         );
-        let data = node.and_then(|node| Ok(KBox::new(DeviceData { node, shared: shared.clone(), wq }, GFP_KERNEL)?));
+        let debugfs = DebugFs::new(&dev, &shared);
+        let data = node.and_then(|node| {
+            Ok(KBox::new(DeviceData { _debugfs: debugfs?, node, shared: shared.clone(), wq }, GFP_KERNEL)?)
+        });
         match data {
             Ok(data) => {
                 dev.set_drvdata(KBox::into_raw(data).cast());
@@ -352,7 +466,7 @@ impl hv::Driver for AzureBlobDriver {
         shared.stop_and_drain(); // the host answers what is in flight
         shared.channel.close();
         drop(data.wq); // waits for the release of abandoned requests
-        let dropped = shared.dropped.load(Ordering::Relaxed);
+        let dropped = shared.stats.dropped.load(Ordering::Relaxed);
         if dropped != 0 {
             pr_warn!("hv_azure_blob: dropped {} malformed or unknown completions\n", dropped);
         }

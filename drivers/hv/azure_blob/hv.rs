@@ -53,6 +53,12 @@ impl Device {
         Channel(unsafe { (*self.0).channel })
     }
 
+    /// The device instance GUID (guid_t byte order).
+    pub(crate) fn instance(&self) -> [u8; 16] {
+        // SAFETY: `self.0` is valid (type invariant); set before probe.
+        unsafe { (*self.0).dev_instance.b }
+    }
+
     /// Stores the driver's per-device pointer.
     pub(crate) fn set_drvdata(&self, data: *mut c_void) {
         // SAFETY: `self.0` is valid (type invariant).

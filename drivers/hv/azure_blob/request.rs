@@ -137,6 +137,8 @@ pub(crate) struct Pending {
     orphan: Opaque<Option<Buffers>>,
     /// The device, counted out when an abandoned request is done.
     owner: Arc<Shared>,
+    /// The device's sequence number of this request.
+    seq: u64,
     #[pin]
     work: Work<Pending>,
 }
@@ -160,12 +162,13 @@ impl WorkItem for Pending {
         // no longer touches it.
         let buffers = unsafe { (*this.orphan.get()).take() };
         drop(buffers); // unpinned (and dirtied) now that the host is done
-        this.owner.end();
+        let status = this.status.load(Ordering::Relaxed);
+        this.owner.answered(this.seq, status, 0);
     }
 }
 
 impl Pending {
-    pub(crate) fn new(owner: Arc<Shared>) -> Result<Arc<Self>> {
+    pub(crate) fn new(owner: Arc<Shared>, seq: u64) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 done <- Opaque::ffi_init(|slot: *mut bindings::completion| {
@@ -178,6 +181,7 @@ impl Pending {
                 state: AtomicU8::new(WAITING),
                 orphan: Opaque::new(None),
                 owner,
+                seq,
                 work <- new_work!("hv_azure_blob::Pending::work"),
             }),
             GFP_KERNEL,

@@ -227,3 +227,45 @@ pub(crate) fn fuzz(iterations: usize) -> Outcome {
     println!("# fuzz: {iterations} structs: {counts:?}");
     crate::tests::round_trip(100, 100, PAGE, 10, 0)
 }
+
+/// debugfs shows the device's counters, and no request is pending when
+/// none is in flight.
+pub(crate) fn debugfs_counters() -> Outcome {
+    let dir = std::fs::read_dir("/sys/kernel/debug")
+        .map_err(|e| format!("/sys/kernel/debug: {e}"))?
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hv_azure_blob-")
+        })
+        .ok_or("no hv_azure_blob-<instance> directory in debugfs")?
+        .path();
+    let stats = std::fs::read_to_string(dir.join("stats")).map_err(|e| format!("stats: {e}"))?;
+    let get = |key: &str| -> Result<u64, String> {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .ok_or_else(|| format!("no '{key}' in stats:\n{stats}"))
+    };
+    let (requests, completed) = (get("requests:")?, get("completed:")?);
+    if requests == 0
+        || completed != requests
+        || get("errors_einval:")? == 0
+        || get("errors_efault:")? == 0
+    {
+        return Err(format!("unexpected counters:\n{stats}"));
+    }
+    if !stats.contains("latency_us:\n  < ") {
+        return Err(format!("no latency histogram:\n{stats}"));
+    }
+    let pending =
+        std::fs::read_to_string(dir.join("pending")).map_err(|e| format!("pending: {e}"))?;
+    if !pending.is_empty() {
+        return Err(format!(
+            "requests pending while none is in flight:\n{pending}"
+        ));
+    }
+    println!("# debugfs: {requests} requests, {completed} completed");
+    Ok(())
+}

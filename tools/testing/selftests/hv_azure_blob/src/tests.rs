@@ -69,6 +69,10 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
         "pinned_pages_balanced",
         Box::new(crate::stress::pins_balanced),
     ));
+    v.push((
+        "debugfs_shows_counters",
+        Box::new(crate::stress::debugfs_counters),
+    ));
     if let Some(path) = control {
         v.push((
             "rescind_removes_node_and_reoffer_restores_it",
