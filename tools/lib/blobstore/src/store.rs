@@ -1390,6 +1390,12 @@ impl Blobstore {
                 inner.delete_locked(&mut md, sid, &sg)?;
             }
         }
+        // A super blob whose delete committed before the super block was rewritten is gone:
+        // forget it (the next super block write, which precedes any create, records that).
+        let sbid = md.sb.super_blob;
+        if sbid != NO_SUPER_BLOB && !md.blobs.contains_key(&sbid) {
+            md.sb.super_blob = NO_SUPER_BLOB;
+        }
         // Link parents.
         let links: Vec<(BlobId, BlobId)> = md
             .blobs
@@ -1983,7 +1989,9 @@ impl Blobstore {
         }
         let _busy = b.try_busy()?;
         let cs = inner.geo.cluster_size as usize;
-        {
+        // Phase 1, I/O running: copy into claimed clusters nothing refers to yet.
+        let mut copied: Vec<(usize, u32)> = Vec::new();
+        let phase1 = (|| -> Result<()> {
             let g = b.read();
             let parent = g.parent.clone();
             if !inflate && parent.is_none() {
@@ -1994,32 +2002,53 @@ impl Blobstore {
                 if g.map[idx].load(Ordering::Acquire) != 0 {
                     continue;
                 }
-                let copy = if inflate {
-                    true
-                } else {
-                    parent.as_ref().is_some_and(|p| {
+                let copy = inflate
+                    || parent.as_ref().is_some_and(|p| {
                         let pg = p.read();
                         (idx as u64) < pg.num_clusters && pg.map[idx].load(Ordering::Acquire) != 0
-                    })
-                };
+                    });
                 if !copy {
                     continue;
                 }
                 inner.read_cluster(&g, idx, 0, &mut buf)?;
-                inner.alloc_and_write(&b, &g, idx, 0, &buf)?;
+                let c = Inner::claim_cluster(&mut *inner.md()?)?;
+                copied.push((idx, c));
+                inner.dev.write_at(&buf, u64::from(c) * cs as u64)?;
+            }
+            if !copied.is_empty() {
+                inner.dev.flush()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = phase1 {
+            let mut md = lock_md(&inner.md);
+            for &(_, c) in &copied {
+                md.clusters.clear(c as usize);
+            }
+            return Err(e);
+        }
+        // Phase 2, I/O frozen: install the copies and change the parent in one commit.
+        let mut g = b.write();
+        let mut md = inner.md()?;
+        let mut installed = Vec::new();
+        for &(idx, c) in &copied {
+            if g.map[idx].load(Ordering::Acquire) != 0 {
+                md.clusters.clear(c as usize); // a write allocated it meanwhile
+            } else {
+                g.map[idx].store(c, Ordering::Release);
+                installed.push(idx);
             }
         }
-        let mut g = b.write();
         let new_parent = if inflate {
             None
         } else {
             g.parent.as_ref().and_then(|p| p.read().parent.clone())
         };
         let old_parent = std::mem::replace(&mut g.parent, new_parent.clone());
+        let old_thin = g.thin;
         if inflate {
             g.thin = false;
         }
-        let mut md = inner.md()?;
         let new_parent_id = new_parent.as_ref().map(|p| p.id);
         if let Some(bm) = md.blobs.get_mut(&id) {
             match new_parent_id {
@@ -2029,7 +2058,15 @@ impl Blobstore {
             bm.parent = new_parent_id;
             bm.dirty = true;
         }
-        inner.persist(&mut md, id, &g)?;
+        if let Err(e) = inner.persist(&mut md, id, &g) {
+            for idx in installed {
+                let c = g.map[idx].swap(0, Ordering::AcqRel);
+                md.clusters.clear(c as usize);
+            }
+            g.parent = old_parent;
+            g.thin = old_thin;
+            return Err(e);
+        }
         if let Some(op) = old_parent.and_then(|p| md.blobs.get_mut(&p.id)) {
             op.clones.remove(&id);
         }
