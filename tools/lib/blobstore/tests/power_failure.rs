@@ -14,10 +14,11 @@ use blobstore::{BlobId, BlobOptions, Blobstore, CrashMode, Error, MemDevice};
 use common::*;
 
 type Step = Box<dyn Fn(&Blobstore, &mut Vec<BlobId>) -> Result<(), Error>>;
+type Setup = Box<dyn Fn(&Blobstore) -> Vec<BlobId>>;
 
 struct Scenario {
     name: &'static str,
-    setup: Box<dyn Fn(&Blobstore) -> Vec<BlobId>>,
+    setup: Setup,
     steps: Vec<Step>,
 }
 
