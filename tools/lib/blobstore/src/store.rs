@@ -616,9 +616,11 @@ impl Inner {
         Ok(())
     }
 
-    fn claim_page(pages: &mut Bits) -> Result<u32> {
+    /// Claim the lowest free md page at or after `from`. Roots may take page 0; extent and
+    /// chain pages start at 1, since page index 0 in an extent table means "no page".
+    fn claim_page(pages: &mut Bits, from: usize) -> Result<u32> {
         let p = pages
-            .first_clear(0)
+            .first_clear(from)
             .ok_or_else(|| Error::NoSpace("no free metadata page".into()))?;
         pages.set(p);
         Ok(p as u32)
@@ -730,7 +732,7 @@ impl Inner {
                         new_ep_disk.push(slice.to_vec());
                         continue;
                     }
-                    let p = Self::claim_page(&mut md.pages)?;
+                    let p = Self::claim_page(&mut md.pages, 1)?;
                     fresh.push(p);
                     writes.push((p, Self::ep_page_bytes(id, e, slice)));
                     if old != 0 {
@@ -754,7 +756,7 @@ impl Inner {
             let pages = build_chain(head, ext)?;
             let mut chain = vec![old_chain[0]];
             for _ in 1..pages.len() {
-                let p = Self::claim_page(&mut md.pages)?;
+                let p = Self::claim_page(&mut md.pages, 1)?;
                 fresh.push(p);
                 chain.push(p);
             }
@@ -1596,7 +1598,7 @@ impl Blobstore {
         if !opts.thin_provision && n > md.total_clusters - md.clusters.count_ones() as u64 {
             return Err(Error::NoSpace(format!("{n} clusters requested")));
         }
-        let root = Inner::claim_page(&mut md.pages)?;
+        let root = Inner::claim_page(&mut md.pages, 0)?;
         let id = page_to_blobid(root);
         let mut map = vec![0u32; nz];
         if !opts.thin_provision {
@@ -1810,7 +1812,7 @@ impl Blobstore {
             (bm.parent, bm.use_et, bm.md_ro & MD_RO_CLEAR_MASK)
         };
         let n = bg.num_clusters;
-        let root = Inner::claim_page(&mut md.pages)?;
+        let root = Inner::claim_page(&mut md.pages, 0)?;
         let sid = page_to_blobid(root);
         let s = Shared::new(sid, load_map(&bg, n as usize), n, true);
         s.write().parent = bg.parent.clone();
@@ -1916,7 +1918,7 @@ impl Blobstore {
             (sm.use_et, sm.md_ro & MD_RO_CLEAR_MASK)
         };
         let n = sg.num_clusters;
-        let root = Inner::claim_page(&mut md.pages)?;
+        let root = Inner::claim_page(&mut md.pages, 0)?;
         let cid = page_to_blobid(root);
         let c = Shared::new(cid, vec![0; n as usize], n, true);
         c.write().parent = Some(s.clone());

@@ -822,3 +822,43 @@ fn rle_blobs_round_trip() {
     re.check().unwrap();
     assert_eq!(observe(&re), want);
 }
+
+#[test]
+fn format_vectors_at_store_level() {
+    // 64 MiB device, 4 KiB blocks, 1 MiB clusters.
+    let (dev, bs) = mem_store(64 << 20, 4096, 1 << 20, None);
+    let sb = bs.super_block();
+    assert_eq!(bs.total_clusters(), 64);
+    assert_eq!(
+        (
+            sb.used_page_mask_start,
+            sb.used_cluster_mask_start,
+            sb.used_blobid_mask_start
+        ),
+        (1, 2, 3)
+    );
+    assert_eq!((sb.md_start, sb.md_len), (4, 64));
+    assert_eq!(bs.usable_clusters(), 63);
+    // A 1-cluster thick blob on the empty store: root at md page 0, extent page at 1.
+    let id = bs.create_blob(&thick(1)).unwrap();
+    assert_eq!(id, 0x1_0000_0000);
+    let mut page = vec![0u8; 4096];
+    dev.read_at(&mut page, 4 * 4096).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(page[4092..].try_into().unwrap()),
+        0x7281_2e0a
+    );
+    dev.read_at(&mut page, 5 * 4096).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(page[4092..].try_into().unwrap()),
+        0x33f3_a763
+    );
+    // An empty thick blob on an empty store: extent table with no pages.
+    let (dev, bs) = mem_store(64 << 20, 4096, 1 << 20, None);
+    assert_eq!(bs.create_blob(&thick(0)).unwrap(), 0x1_0000_0000);
+    dev.read_at(&mut page, 4 * 4096).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(page[4092..].try_into().unwrap()),
+        0x3c5b_3a12
+    );
+}
