@@ -1233,8 +1233,15 @@ impl Blobstore {
                     Err(Error::Format(m)) if m.contains("unknown descriptor") => {
                         return Err(Error::Format(m))
                     }
-                    // A root whose chain is not intact is not a valid blob: its pages stay
-                    // free (metadata garbage collection).
+                    // Our commit order never leaves a valid root over a broken chain, so this
+                    // is corruption (or a store SPDK left mid-delete). Refuse, unless asked to
+                    // recover: then the root is not a valid blob and its pages and clusters
+                    // stay free.
+                    Err(Error::Format(m)) if !opts.force_recover => {
+                        return Err(Error::Format(format!(
+                            "{m} (load with force_recover, e.g. `blobcli DEV recover`, to drop it)"
+                        )))
+                    }
                     Err(Error::Format(_)) => {}
                     Err(e) => return Err(e),
                 }

@@ -862,3 +862,70 @@ fn format_vectors_at_store_level() {
         0x3c5b_3a12
     );
 }
+
+#[test]
+fn broken_chain_fails_dirty_load_unless_force_recover() {
+    let (dev, bs) = small();
+    let id = bs.create_blob(&thick(2)).unwrap();
+    let keep = bs.create_blob(&thick(1)).unwrap();
+    let b = bs.open_blob(id).unwrap();
+    for i in 0..12u8 {
+        b.set_xattr(&format!("a{i}"), &vec![i; 700]).unwrap();
+    }
+    b.close().unwrap();
+    // Find a chain page of `id` (sequence 1) and zero it.
+    let sb = bs.super_block();
+    let mut victim = None;
+    for p in 0..sb.md_len {
+        let mut page = vec![0u8; 4096];
+        dev.read_at(&mut page, u64::from(sb.md_start + p) * 4096)
+            .unwrap();
+        if format::crc_ok(&page) && page[0..8] == id.to_le_bytes() && page[8] == 1 {
+            victim = Some(p);
+        }
+    }
+    let victim = victim.expect("a chain page");
+    dev.poke(u64::from(sb.md_start + victim) * 4096, &[0u8; 4096]);
+    let img = Arc::new(MemDevice::from_image(dev.image(), 4096));
+    assert_eq!(errno(load(&img)), EILSEQ);
+    let re = Blobstore::load(
+        img.clone() as Arc<dyn Device>,
+        &LoadOptions {
+            force_recover: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(re.blob_ids(), vec![keep]);
+    assert_eq!(re.free_clusters(), re.usable_clusters() - 1);
+    re.check().unwrap();
+}
+
+#[test]
+fn md_page_size_8k() {
+    let dev = Arc::new(MemDevice::new(2 << 20, 4096));
+    let bs = Blobstore::init(
+        dev.clone() as Arc<dyn Device>,
+        &InitOptions {
+            cluster_size: 32768,
+            num_md_pages: Some(16),
+            md_page_size: 8192,
+            ..InitOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(bs.md_page_size(), 8192);
+    let id = bs.create_blob(&thin(3)).unwrap();
+    let b = bs.open_blob(id).unwrap();
+    b.write(9, &[4u8; 4096]).unwrap();
+    b.set_xattr("x", &[1u8; 3000]).unwrap();
+    b.close().unwrap();
+    let want = observe(&bs);
+    let dirty = load(&crash(&dev, CrashMode::DropUnflushed { seed: 8 })).unwrap();
+    assert_eq!(observe(&dirty), want);
+    bs.unload().unwrap();
+    let clean = load(&dev).unwrap();
+    assert_eq!(clean.md_page_size(), 8192);
+    assert_eq!(observe(&clean), want);
+    clean.check().unwrap();
+}
