@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use arc_swap::ArcSwap;
+
 use crate::bits::Bits;
 use crate::dev::Device;
 use crate::error::{eilseq, einval, Error, Result};
@@ -163,7 +165,9 @@ impl Geo {
     }
 }
 
-/// What the data path sees of a blob.
+/// What the data path sees of a blob. Published through an [`ArcSwap`]: the fields are
+/// replaced only by a writer holding every shard of the blob's freeze gate; the cluster map's
+/// entries are atomics that the first-write path fills in place.
 #[derive(Debug)]
 struct MapState {
     /// Cluster number per cluster index (0 = unallocated). May be longer than `num_clusters`
@@ -174,24 +178,103 @@ struct MapState {
     thin: bool,
 }
 
+impl MapState {
+    fn duplicate(&self) -> MapState {
+        MapState {
+            map: self
+                .map
+                .iter()
+                .map(|a| AtomicU32::new(a.load(Ordering::Acquire)))
+                .collect(),
+            num_clusters: self.num_clusters,
+            parent: self.parent.clone(),
+            thin: self.thin,
+        }
+    }
+}
+
+/// Shards of a blob's freeze gate. Data I/O takes its thread's shard for reading, so I/O
+/// threads do not share a contended cache line; snapshot, resize, inflate and the like take
+/// every shard for writing, which waits for I/O in flight and holds new I/O back.
+const GATE_SHARDS: usize = 16;
+
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct GateShard(RwLock<()>);
+
+static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn my_shard() -> usize {
+    thread_local! {
+        static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % GATE_SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 /// Per-blob state shared by the metadata owner and every handle.
 #[derive(Debug)]
 struct Shared {
     id: BlobId,
-    gate: RwLock<MapState>,
+    freeze: Box<[GateShard]>,
+    state: ArcSwap<MapState>,
     data_ro: AtomicBool,
     md_ro: AtomicBool,
     busy: AtomicBool,
 }
 
+/// Shared access to a blob's map: I/O may run.
+struct ReadGate<'a> {
+    _freeze: RwLockReadGuard<'a, ()>,
+    state: arc_swap::Guard<Arc<MapState>>,
+}
+
+impl std::ops::Deref for ReadGate<'_> {
+    type Target = MapState;
+    fn deref(&self) -> &MapState {
+        &self.state
+    }
+}
+
+/// Exclusive access to a blob's map: no I/O runs.
+struct WriteGate<'a> {
+    shared: &'a Shared,
+    _freeze: Vec<RwLockWriteGuard<'a, ()>>,
+    cur: Arc<MapState>,
+}
+
+impl std::ops::Deref for WriteGate<'_> {
+    type Target = MapState;
+    fn deref(&self) -> &MapState {
+        &self.cur
+    }
+}
+
+impl WriteGate<'_> {
+    /// Publish a modified copy of the map state.
+    fn update(&mut self, f: impl FnOnce(&mut MapState)) {
+        let mut next = self.cur.duplicate();
+        f(&mut next);
+        let next = Arc::new(next);
+        self.shared.state.store(next.clone());
+        self.cur = next;
+    }
+}
+
 impl Shared {
-    fn new(id: BlobId, map: Vec<u32>, num_clusters: u64, thin: bool) -> Arc<Self> {
+    fn new(
+        id: BlobId,
+        map: Vec<u32>,
+        num_clusters: u64,
+        thin: bool,
+        parent: Option<Arc<Shared>>,
+    ) -> Arc<Self> {
         Arc::new(Shared {
             id,
-            gate: RwLock::new(MapState {
+            freeze: (0..GATE_SHARDS).map(|_| GateShard::default()).collect(),
+            state: ArcSwap::from_pointee(MapState {
                 map: map.into_iter().map(AtomicU32::new).collect(),
                 num_clusters,
-                parent: None,
+                parent,
                 thin,
             }),
             data_ro: AtomicBool::new(false),
@@ -199,11 +282,34 @@ impl Shared {
             busy: AtomicBool::new(false),
         })
     }
-    fn read(&self) -> RwLockReadGuard<'_, MapState> {
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> ReadGate<'_> {
+        let f = self.freeze[my_shard()]
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        ReadGate {
+            _freeze: f,
+            state: self.state.load(),
+        }
     }
-    fn write(&self) -> RwLockWriteGuard<'_, MapState> {
-        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    fn try_read(&self) -> Option<ReadGate<'_>> {
+        let f = self.freeze[my_shard()].0.try_read().ok()?;
+        Some(ReadGate {
+            _freeze: f,
+            state: self.state.load(),
+        })
+    }
+    fn write(&self) -> WriteGate<'_> {
+        let f = self
+            .freeze
+            .iter()
+            .map(|s| s.0.write().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        WriteGate {
+            shared: self,
+            _freeze: f,
+            cur: self.state.load_full(),
+        }
     }
     fn try_busy(&self) -> Result<BusyGuard<'_>> {
         self.busy
@@ -1308,7 +1414,7 @@ impl Blobstore {
                 }
                 let thin = pb.invalid & FLAG_THIN_PROV != 0;
                 let n = pb.map.len() as u64;
-                let shared = Shared::new(id, pb.map, n, thin);
+                let shared = Shared::new(id, pb.map, n, thin, None);
                 let unopenable = (pb.invalid & !INVALID_FLAGS_KNOWN != 0)
                     .then(|| format!("unknown invalid flags {:#x}", pb.invalid));
                 let ro = pb.data_ro != 0;
@@ -1419,7 +1525,7 @@ impl Blobstore {
                         pb.clones.insert(id);
                     }
                     if let Some(b) = md.blobs.get(&id) {
-                        b.shared.write().parent = Some(ps);
+                        b.shared.write().update(|m| m.parent = Some(ps));
                     }
                 }
                 None => {
@@ -1623,7 +1729,7 @@ impl Blobstore {
             }
         }
         let claimed: Vec<u32> = map.clone();
-        let shared = Shared::new(id, map, n, opts.thin_provision);
+        let shared = Shared::new(id, map, n, opts.thin_provision, None);
         md.blobids.set(root as usize);
         md.blobs.insert(
             id,
@@ -1770,7 +1876,8 @@ impl Blobstore {
                 moved.push(i);
             }
         }
-        cg.parent = sg.parent.clone();
+        let sp = sg.parent.clone();
+        cg.update(|m| m.parent = sp);
         if let Some(b) = md.blobs.get_mut(&cid) {
             match s_parent {
                 Some(p) => b.internal_set(XATTR_SNAPSHOT, &p.to_le_bytes()),
@@ -1821,8 +1928,7 @@ impl Blobstore {
         let n = bg.num_clusters;
         let root = Inner::claim_page(&mut md.pages, 0)?;
         let sid = page_to_blobid(root);
-        let s = Shared::new(sid, load_map(&bg, n as usize), n, true);
-        s.write().parent = bg.parent.clone();
+        let s = Shared::new(sid, load_map(&bg, n as usize), n, true, bg.parent.clone());
         s.data_ro.store(true, Ordering::Release);
         s.md_ro.store(true, Ordering::Release);
         let mut internal = vec![(
@@ -1872,8 +1978,13 @@ impl Blobstore {
         for slot in bg.map.iter().take(n as usize) {
             slot.store(0, Ordering::Release);
         }
-        let old_parent = bg.parent.replace(s.clone());
-        let old_thin = std::mem::replace(&mut bg.thin, true);
+        let old_parent = bg.parent.clone();
+        let old_thin = bg.thin;
+        let sp = s.clone();
+        bg.update(|m| {
+            m.parent = Some(sp);
+            m.thin = true;
+        });
         if let Some(bm) = md.blobs.get_mut(&id) {
             bm.internal_set(XATTR_SNAPSHOT, &sid.to_le_bytes());
             bm.parent = Some(sid);
@@ -1883,8 +1994,10 @@ impl Blobstore {
             for (slot, c) in bg.map.iter().zip(old) {
                 slot.store(c, Ordering::Release);
             }
-            bg.parent = old_parent;
-            bg.thin = old_thin;
+            bg.update(|m| {
+                m.parent = old_parent;
+                m.thin = old_thin;
+            });
             return Err(e);
         }
         if let Some(sm) = md.blobs.get_mut(&sid) {
@@ -1927,8 +2040,7 @@ impl Blobstore {
         let n = sg.num_clusters;
         let root = Inner::claim_page(&mut md.pages, 0)?;
         let cid = page_to_blobid(root);
-        let c = Shared::new(cid, vec![0; n as usize], n, true);
-        c.write().parent = Some(s.clone());
+        let c = Shared::new(cid, vec![0; n as usize], n, true, Some(s.clone()));
         md.blobids.set(root as usize);
         md.blobs.insert(
             cid,
@@ -2053,11 +2165,15 @@ impl Blobstore {
         } else {
             g.parent.as_ref().and_then(|p| p.read().parent.clone())
         };
-        let old_parent = std::mem::replace(&mut g.parent, new_parent.clone());
+        let old_parent = g.parent.clone();
         let old_thin = g.thin;
-        if inflate {
-            g.thin = false;
-        }
+        let np = new_parent.clone();
+        g.update(|m| {
+            m.parent = np;
+            if inflate {
+                m.thin = false;
+            }
+        });
         let new_parent_id = new_parent.as_ref().map(|p| p.id);
         if let Some(bm) = md.blobs.get_mut(&id) {
             match new_parent_id {
@@ -2072,8 +2188,10 @@ impl Blobstore {
                 let c = g.map[idx].swap(0, Ordering::AcqRel);
                 md.clusters.clear(c as usize);
             }
-            g.parent = old_parent;
-            g.thin = old_thin;
+            g.update(|m| {
+                m.parent = old_parent;
+                m.thin = old_thin;
+            });
             return Err(e);
         }
         if let Some(op) = old_parent.and_then(|p| md.blobs.get_mut(&p.id)) {
@@ -2124,9 +2242,8 @@ impl Blobstore {
         for (&id, b) in &md.blobs {
             let g = b
                 .shared
-                .gate
                 .try_read()
-                .map_err(|_| Error::Busy(format!("blob {id:#x} is busy")))?;
+                .ok_or_else(|| Error::Busy(format!("blob {id:#x} is busy")))?;
             let clusters = g
                 .map
                 .iter()
@@ -2322,7 +2439,7 @@ impl Blob {
                 }
             }
             if g.map.len() < n {
-                g.map.resize_with(n, || AtomicU32::new(0));
+                g.update(|m| m.map.resize_with(n, || AtomicU32::new(0)));
             }
             if !g.thin {
                 for i in old as usize..n {
@@ -2334,7 +2451,7 @@ impl Blob {
                 b.pending_release.extend(stale);
             }
         }
-        g.num_clusters = num_clusters;
+        g.update(|m| m.num_clusters = num_clusters);
         if let Some(b) = md.blobs.get_mut(&id) {
             b.dirty = true;
         }
