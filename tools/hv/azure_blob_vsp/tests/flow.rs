@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+//! Flow control: a full receive ring makes the VSP wait for the guest (via
+//! pending_send_sz and the channel doorbell) instead of dropping completions.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hv_azure_blob_proto::RING_PENDING_SEND_SZ;
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn full_receive_ring_makes_the_vsp_wait_not_drop() {
+    let mut g = Guest::new(16 << 20);
+    // Receive ring of one data page: 4096 bytes hold 102 completions of
+    // 32 + 8 bytes (the ring is never filled completely).
+    let ch = channel(&mut g, 31, 1);
+    let Chan {
+        mut send,
+        mut recv,
+        server,
+        to_guest,
+        from_guest,
+        shared,
+        stats,
+    } = ch;
+    const N: u64 = 150;
+    let mut reqs = Vec::new();
+    for i in 1..=N {
+        let request = Buf::new(&mut g, 0, 8);
+        request.write(&g.ram, &i.to_le_bytes());
+        let response = Buf::new(&mut g, 0, 8);
+        let dr = DriverRequest::new(None, 0, request, response);
+        send.write_packet(&dr.packet(i)).unwrap();
+        reqs.push(dr);
+    }
+    from_guest.ring();
+    let worker = std::thread::spawn(move || server.run());
+
+    wait_until("102 completions", || {
+        stats.served.load(Ordering::Relaxed) == 102
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stats.served.load(Ordering::Relaxed),
+        102,
+        "the VSP must wait while the receive ring is full"
+    );
+    assert_eq!(
+        recv.load(RING_PENDING_SEND_SZ),
+        40,
+        "pending_send_sz = packet + trailer"
+    );
+    assert!(
+        to_guest.take(),
+        "the guest was interrupted for the first completion"
+    );
+
+    let mut got = Vec::new();
+    let mut guest_signals = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (got.len() as u64) < N {
+        assert!(
+            Instant::now() < deadline,
+            "completions stopped at {}",
+            got.len()
+        );
+        match recv.read_packet() {
+            Some((p, signal)) => {
+                if signal {
+                    guest_signals += 1;
+                    from_guest.ring();
+                }
+                got.push(decode_completion(&p));
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    assert!(guest_signals >= 1, "the guest signalled the waiting host");
+    for (i, c) in got.iter().enumerate() {
+        assert_eq!(
+            c.trans_id,
+            i as u64 + 1,
+            "completions in order, none dropped"
+        );
+        assert_eq!(c.status, 0);
+        assert_eq!(c.response_len, 8);
+    }
+    for (i, dr) in reqs.iter().enumerate() {
+        assert_eq!(dr.response.read(&g.ram, 8), (i as u64 + 1).to_le_bytes());
+    }
+    wait_until("pending_send_sz cleared", || {
+        recv.load(RING_PENDING_SEND_SZ) == 0
+    });
+    assert!(recv.read_packet().is_none());
+    shared.stop.store(true, Ordering::Release);
+    from_guest.ring();
+    worker.join().unwrap();
+    assert!(shared.exited.load(Ordering::Acquire));
+    assert!(!shared.broken.load(Ordering::Acquire));
+}
+
+#[test]
+fn a_waiting_vsp_stops_when_told() {
+    let mut g = Guest::new(16 << 20);
+    let ch = channel(&mut g, 31, 1);
+    let Chan {
+        mut send,
+        server,
+        from_guest,
+        shared,
+        stats,
+        ..
+    } = ch;
+    for i in 1..=120u64 {
+        let request = Buf::new(&mut g, 0, 8);
+        let response = Buf::new(&mut g, 0, 8);
+        let dr = DriverRequest::new(None, 0, request, response);
+        send.write_packet(&dr.packet(i)).unwrap();
+    }
+    from_guest.ring();
+    let worker = std::thread::spawn(move || server.run());
+    wait_until("102 completions", || {
+        stats.served.load(Ordering::Relaxed) == 102
+    });
+    let t = Instant::now();
+    shared.stop.store(true, Ordering::Release);
+    worker.join().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "stop is prompt");
+}
+
+#[test]
+fn guest_waiting_for_send_space_is_signalled() {
+    use hv_azure_blob_proto::{RING_FEATURE_BITS, RING_INTERRUPT_MASK, RING_PENDING_SEND_SZ};
+    let mut g = Guest::new(16 << 20);
+    let mut ch = channel(&mut g, 1, 31);
+    // Completions must not ring the guest here: only the writer signal may.
+    ch.recv.store(RING_INTERRUPT_MASK, 1);
+    ch.send.store(RING_FEATURE_BITS, 1);
+    let mut next = 1u64;
+    for pending in [0u32, 112] {
+        // The guest fills its send ring...
+        let mut n = 0u64;
+        loop {
+            let request = Buf::new(&mut g, 0, 8);
+            let response = Buf::new(&mut g, 0, 8);
+            let p = DriverRequest::new(None, 0, request, response).packet(next);
+            if ch.send.write_packet(&p).is_none() {
+                break;
+            }
+            next += 1;
+            n += 1;
+        }
+        assert!(n > 10);
+        // ...and asks (or not) to be told when 112 bytes are free.
+        ch.send.store(RING_PENDING_SEND_SZ, pending);
+        assert_eq!(ch.server.drain().unwrap(), n);
+        assert_eq!(
+            ch.to_guest.take(),
+            pending != 0,
+            "the guest writer is signalled only when it asked (pending_send_sz {pending})"
+        );
+        ch.send.store(RING_PENDING_SEND_SZ, 0);
+        while ch.recv.read_packet().is_some() {}
+    }
+}
