@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 //! Echo round trips through the VSP, driven by a guest-side ring writer and
 //! reader over allocated guest memory.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_arguments)]
 
 mod common;
 use common::*;
