@@ -99,6 +99,10 @@ fn mutations() -> Vec<Mutation> {
             let o = req_field(p, REQ_LEN);
             put32(p, o, 2 * 4096 + 1)
         }),
+        ("request offset past the range", "request buffer", |p, _| {
+            let o = req_field(p, REQ_OFF);
+            put32(p, o, 3 * 4096 - 15)
+        }),
         (
             "response buffer past the range",
             "response buffer",
