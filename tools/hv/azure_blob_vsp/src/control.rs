@@ -209,6 +209,16 @@ impl ControlPage {
             .collect()
     }
 
+    /// Test and guest-emulation access: any u32 of the page by byte offset.
+    pub fn raw_load(&self, off: usize) -> u32 {
+        self.load(off)
+    }
+
+    /// Test and guest-emulation access: writes any u32 of the page.
+    pub fn raw_store(&self, off: usize, val: u32) {
+        self.store(off, val)
+    }
+
     /// Test and guest-emulation access: writes a guest-owned u32 field.
     pub fn guest_store(&self, ch: usize, field: usize, val: u32) {
         self.store(Self::chan(ch, field), val);

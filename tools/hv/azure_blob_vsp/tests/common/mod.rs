@@ -401,3 +401,34 @@ impl Chan {
         decode_completion(&c)
     }
 }
+
+/// The fake QEMU side of the ivshmem protocol: receives `n` messages, each
+/// an 8-byte little-endian integer with at most one fd.
+pub fn recv_ivshmem_msgs(
+    sock: &std::os::unix::net::UnixStream,
+    n: usize,
+) -> Vec<(i64, Option<std::os::fd::OwnedFd>)> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::io::IoSliceMut;
+    use std::mem::MaybeUninit;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut bytes = [0u8; 8];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let r = recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).unwrap();
+        assert_eq!(r.bytes, 8, "each message is one 8-byte integer");
+        let mut fd = None;
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                for f in fds {
+                    assert!(fd.is_none(), "at most one fd per message");
+                    fd = Some(f);
+                }
+            }
+        }
+        out.push((i64::from_le_bytes(bytes), fd));
+    }
+    out
+}
