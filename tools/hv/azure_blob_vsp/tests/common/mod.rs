@@ -34,6 +34,11 @@ impl Guest {
         }
     }
 
+    /// Uses existing guest RAM (e.g. a shared file).
+    pub fn with_ram(ram: Arc<GuestRam>) -> Self {
+        Self { ram, next_pfn: 16 }
+    }
+
     /// Allocates `n` pages, deliberately not contiguous in order: every
     /// other page is skipped so that PFN order matters.
     pub fn alloc_pages(&mut self, n: usize) -> Vec<u64> {
