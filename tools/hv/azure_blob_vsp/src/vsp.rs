@@ -550,11 +550,28 @@ impl ChannelServer {
     /// The worker loop: drain, wait for the doorbell, repeat until stopped.
     /// A malformed ring stops the loop and marks the channel broken.
     pub fn run(mut self) {
+        let mut rang = true;
+        let mut warned = false;
         loop {
             let want = self.shared.drain_requested.load(Ordering::Acquire);
             match self.drain() {
-                Ok(_) => {
+                Ok(n) => {
                     self.shared.drained.store(want, Ordering::Release);
+                    if n > 0 && !rang {
+                        // Found by the periodic look, not by a doorbell.
+                        if !warned {
+                            tracing::warn!(
+                                "channel {}: {n} request(s) found without a doorbell (the guest may not signal as VMBus requires); served anyway",
+                                self.channel
+                            );
+                            warned = true;
+                        } else {
+                            tracing::debug!(
+                                "channel {}: {n} request(s) found without a doorbell",
+                                self.channel
+                            );
+                        }
+                    }
                 }
                 Err(ServeError::Stopped) => break,
                 Err(ServeError::Ring(e)) => {
@@ -570,7 +587,7 @@ impl ChannelServer {
             if self.stopping() {
                 break;
             }
-            self.from_guest.wait(POLL);
+            rang = self.from_guest.wait(POLL);
             if self.stopping() {
                 break;
             }
