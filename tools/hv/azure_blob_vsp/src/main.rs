@@ -160,9 +160,11 @@ fn main() -> Result<()> {
                     let r = std::thread::Builder::new()
                         .name("control-client".into())
                         .spawn(move || {
+                            tracing::info!("control client connected");
                             serve_control_client(&host, conn, &|| {
                                 let _ = quit_tx.send(());
                             });
+                            tracing::info!("control client disconnected");
                         });
                     if let Err(e) = r {
                         tracing::warn!("cannot serve a control client: {e}");
