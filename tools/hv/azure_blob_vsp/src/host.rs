@@ -48,6 +48,8 @@ pub type HandlerFactory = Box<dyn Fn(usize) -> Box<dyn RequestHandler> + Send + 
 struct Worker {
     shared: Arc<ChannelShared>,
     thread: JoinHandle<()>,
+    /// The worker's doorbell, rung to make it notice its stop flag at once.
+    kick: Arc<Doorbell>,
 }
 
 #[derive(Debug, Default)]
@@ -319,6 +321,7 @@ impl Host {
     fn stop_worker(slot: &mut Slot) {
         if let Some(w) = slot.worker.take() {
             w.shared.stop.store(true, Ordering::Release);
+            w.kick.ring();
             if w.thread.join().is_err() {
                 tracing::error!("a channel worker panicked");
             }
@@ -383,7 +386,11 @@ impl Host {
                 return EIO;
             }
         };
-        slot.worker = Some(Worker { shared, thread });
+        slot.worker = Some(Worker {
+            shared,
+            thread,
+            kick: self.to_host[1 + ch].clone(),
+        });
         tracing::info!(
             "channel {ch} opened: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
             send_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),

@@ -400,8 +400,9 @@ pub enum ServeError {
     Stopped,
 }
 
-/// How long a worker sleeps between checks of its stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// How long a worker waits for a doorbell before it looks at its rings (and
+/// its stop flag) anyway.
+pub const DEFAULT_IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// One open channel, served by one thread.
 pub struct ChannelServer {
@@ -417,6 +418,7 @@ pub struct ChannelServer {
     from_guest: Arc<Doorbell>,
     shared: Arc<ChannelShared>,
     stats: Arc<ChannelStats>,
+    idle_poll: Duration,
 }
 
 impl std::fmt::Debug for ChannelServer {
@@ -454,7 +456,15 @@ impl ChannelServer {
             from_guest,
             shared,
             stats,
+            idle_poll: DEFAULT_IDLE_POLL,
         })
+    }
+
+    /// Sets how long the worker waits for a doorbell before looking anyway.
+    /// Whoever sets the stop flag should also ring the guest->host doorbell
+    /// so that the worker notices at once.
+    pub fn set_idle_poll(&mut self, d: Duration) {
+        self.idle_poll = d;
     }
 
     fn stopping(&self) -> bool {
@@ -494,7 +504,7 @@ impl ChannelServer {
                     }
                     // The wait may swallow a "new request" doorbell; the
                     // caller drains the incoming ring afterwards anyway.
-                    self.from_guest.wait(POLL);
+                    self.from_guest.wait(self.idle_poll);
                 }
             }
         }
@@ -587,7 +597,7 @@ impl ChannelServer {
             if self.stopping() {
                 break;
             }
-            rang = self.from_guest.wait(POLL);
+            rang = self.from_guest.wait(self.idle_poll);
             if self.stopping() {
                 break;
             }
