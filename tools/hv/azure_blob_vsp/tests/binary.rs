@@ -142,7 +142,15 @@ fn binary_serves_a_fake_qemu_end_to_end() {
         w.write_all(cmd.as_bytes()).unwrap();
         lines.next().unwrap().unwrap()
     };
-    let st = ask("status\r\n");
+    // The worker counts a request right after writing its completion.
+    let mut st = String::new();
+    for _ in 0..100 {
+        st = ask("status\r\n");
+        if st.contains("served=1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         st.contains("ch0 offered=1 open=1 served=1 errors=0 broken=0"),
         "{st}"

@@ -236,11 +236,20 @@ fn concurrent_guest_writer_and_reader_with_real_signalling() {
         // Wait for the channel interrupt, with a safety timeout so that a
         // missed interrupt fails the test instead of hanging it.
         if recv.load(hv_azure_blob_proto::RING_WRITE_INDEX) == recv.local_index {
-            assert!(
-                to_guest.wait(Duration::from_secs(5)),
-                "no interrupt while {} completions are missing",
-                N - got
-            );
+            if !to_guest.wait(Duration::from_secs(5)) {
+                use hv_azure_blob_proto::*;
+                panic!(
+                    "no interrupt while {} completions are missing: recv w={} r={} mask={} pending={} local={}; served={} exited={}",
+                    N - got,
+                    recv.load(RING_WRITE_INDEX),
+                    recv.load(RING_READ_INDEX),
+                    recv.load(RING_INTERRUPT_MASK),
+                    recv.load(RING_PENDING_SEND_SZ),
+                    recv.local_index,
+                    stats.served.load(Ordering::Relaxed),
+                    shared.exited.load(Ordering::Relaxed),
+                );
+            }
         }
         while let Some((p, signal)) = recv.read_packet() {
             if signal {
@@ -256,7 +265,8 @@ fn concurrent_guest_writer_and_reader_with_real_signalling() {
     for (i, dr) in reqs.iter().enumerate() {
         assert_eq!(dr.response.read(&g.ram, 8), (i as u64 + 1).to_le_bytes());
     }
-    assert_eq!(stats.served.load(Ordering::Relaxed), N);
+    // The worker counts a request once its completion is written.
+    wait_until("served == N", || stats.served.load(Ordering::Relaxed) == N);
     shared.stop.store(true, Ordering::Release);
     from_guest.ring();
     worker.join().unwrap();

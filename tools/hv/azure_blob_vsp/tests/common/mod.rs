@@ -161,15 +161,17 @@ impl GuestRing {
             u64::from(self.local_index) << 32,
             "trailer must be (u64)old_write_index << 32"
         );
-        let before = self.size - self.used(w, self.local_index);
         self.local_index = (self.local_index + len + 8) % self.size;
         self.store(RING_READ_INDEX, self.local_index);
         fence(Ordering::SeqCst);
-        // hv_pkt_iter_close: signal if the writer waits and now has room.
+        // hv_pkt_iter_close: signal if the writer waits and this read made
+        // the room cross its pending_send_sz. Both amounts use the write
+        // index read now, after the read index was published.
         let mut signal = false;
         if self.load(RING_FEATURE_BITS) & 1 != 0 {
             let pending = self.load(RING_PENDING_SEND_SZ);
             let now = self.size - self.used(self.load(RING_WRITE_INDEX), self.local_index);
+            let before = now.saturating_sub(len + 8);
             if pending != 0 && now > pending && before <= pending {
                 signal = true;
             }
