@@ -235,21 +235,21 @@ fn concurrent_guest_writer_and_reader_with_real_signalling() {
         assert!(Instant::now() < deadline, "stuck after {got} completions");
         // Wait for the channel interrupt, with a safety timeout so that a
         // missed interrupt fails the test instead of hanging it.
-        if recv.load(hv_azure_blob_proto::RING_WRITE_INDEX) == recv.local_index {
-            if !to_guest.wait(Duration::from_secs(5)) {
-                use hv_azure_blob_proto::*;
-                panic!(
-                    "no interrupt while {} completions are missing: recv w={} r={} mask={} pending={} local={}; served={} exited={}",
-                    N - got,
-                    recv.load(RING_WRITE_INDEX),
-                    recv.load(RING_READ_INDEX),
-                    recv.load(RING_INTERRUPT_MASK),
-                    recv.load(RING_PENDING_SEND_SZ),
-                    recv.local_index,
-                    stats.served.load(Ordering::Relaxed),
-                    shared.exited.load(Ordering::Relaxed),
-                );
-            }
+        if recv.load(hv_azure_blob_proto::RING_WRITE_INDEX) == recv.local_index
+            && !to_guest.wait(Duration::from_secs(5))
+        {
+            use hv_azure_blob_proto::*;
+            panic!(
+                "no interrupt while {} completions are missing: recv w={} r={} mask={} pending={} local={}; served={} exited={}",
+                N - got,
+                recv.load(RING_WRITE_INDEX),
+                recv.load(RING_READ_INDEX),
+                recv.load(RING_INTERRUPT_MASK),
+                recv.load(RING_PENDING_SEND_SZ),
+                recv.local_index,
+                stats.served.load(Ordering::Relaxed),
+                shared.exited.load(Ordering::Relaxed),
+            );
         }
         while let Some((p, signal)) = recv.read_packet() {
             if signal {
