@@ -408,7 +408,7 @@ impl Host {
         if gen != inner.guest_gen {
             inner.guest_gen = gen;
             tracing::info!(
-                "guest bus driver (re)started: guest_gen {gen}, ivshmem IVPosition {}",
+                "guest attached: bus driver (re)started with guest_gen {gen}, ivshmem IVPosition {}",
                 self.ctl.guest_id()
             );
             for (ch, slot) in inner.slots.iter_mut().enumerate() {
@@ -512,13 +512,29 @@ impl Host {
     }
 }
 
+/// Something that answers control-socket commands.
+pub trait CommandTarget {
+    /// Runs one command line (without its line ending).
+    fn handle_command(&self, line: &str) -> CommandOutcome;
+}
+
+impl CommandTarget for Host {
+    fn handle_command(&self, line: &str) -> CommandOutcome {
+        Host::handle_command(self, line)
+    }
+}
+
 /// Longest accepted command line.
 pub const MAX_LINE: usize = 1024;
 
 /// Serves one control-socket client: reads lines (ending in `\n` or
 /// `\r\n`; empty lines ignored), answers each with one line. Calls `on_quit`
 /// after answering `quit`. Returns when the client disconnects.
-pub fn serve_control_client<S: Read + Write>(host: &Host, mut stream: S, on_quit: &dyn Fn()) {
+pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
+    host: &T,
+    mut stream: S,
+    on_quit: &dyn Fn(),
+) {
     let mut line: Vec<u8> = Vec::new();
     let mut too_long = false;
     let mut buf = [0u8; 512];

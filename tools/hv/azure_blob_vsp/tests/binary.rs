@@ -159,6 +159,28 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     assert!(!page.offered(0));
     assert_eq!(page.offer_seq(0), 2);
     wait_for("the rescind interrupt", || fd_rang(to_guest(0)));
+
+    // QEMU goes away; a new QEMU gets a fresh control page (nothing of the
+    // previous guest's fields) with the start-up offers.
+    drop(qemu);
+    wait_for("the host to notice", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("QEMU disconnected")
+    });
+    let qemu2 = connect(&ivsh);
+    let msgs2 = recv_ivshmem_msgs(&qemu2, 13);
+    let page2 = ControlPage::from_fd(msgs2[2].1.as_ref().unwrap().try_clone().unwrap()).unwrap();
+    assert_eq!(page2.magic(), VMBUS_SIM_MAGIC);
+    assert!(page2.offered(0));
+    assert_eq!(page2.offer_seq(0), 1);
+    assert_eq!(page2.guest_state(0).open_seq, 0);
+    assert_eq!(page2.raw_load(20), 0, "guest_gen of the new page");
+    let st = ask("status\n");
+    assert!(st.contains("ch0 offered=1 open=0 served=0"), "{st}");
+    // The old page is no longer the host's.
+    assert!(!page.offered(0));
+
     assert_eq!(ask("quit\n"), "ok quitting");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -175,11 +197,13 @@ fn binary_serves_a_fake_qemu_end_to_end() {
         "offered channel 0",
         "QEMU connected",
         "second client connected to the ivshmem socket",
-        "guest bus driver (re)started",
+        "guest attached: bus driver (re)started",
         "mapped guest RAM",
         "channel 0 opened: send ring at GPA",
         "request 77 served",
         "rescinded channel 0",
+        "QEMU disconnected",
+        "new QEMU session",
         "quit requested",
     ] {
         assert!(log.contains(needle), "log lacks '{needle}':\n{log}");

@@ -317,7 +317,7 @@ fn control_socket_commands() {
     let host = b.host.clone();
     let q = quit.clone();
     let t = std::thread::spawn(move || {
-        serve_control_client(&host, server, &|| q.store(true, Ordering::Release));
+        serve_control_client(&*host, server, &|| q.store(true, Ordering::Release));
     });
     let mut w = client.try_clone().unwrap();
     let mut lines = BufReader::new(client).lines();
@@ -365,7 +365,7 @@ fn control_socket_serves_clients_at_once() {
         let (client, server) = UnixStream::pair().unwrap();
         let host = b.host.clone();
         threads.push(std::thread::spawn(move || {
-            serve_control_client(&host, server, &|| {});
+            serve_control_client(&*host, server, &|| {});
         }));
         clients.push(client);
     }
