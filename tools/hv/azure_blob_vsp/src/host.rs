@@ -524,11 +524,17 @@ impl CommandTarget for Host {
     }
 }
 
+/// True for a line that is one of our own answers (`ok ...`, `err ...`).
+fn is_echoed_reply(line: &str) -> bool {
+    matches!(line.split_whitespace().next(), Some("ok" | "err"))
+}
+
 /// Longest accepted command line.
 pub const MAX_LINE: usize = 1024;
 
 /// Serves one control-socket client: reads lines (ending in `\n` or
-/// `\r\n`; empty lines ignored), answers each with one line. Calls `on_quit`
+/// `\r\n`; empty lines and lines that are our own answers, echoed back by a
+/// guest tty, are ignored), answers each with one line. Calls `on_quit`
 /// after answering `quit`. Returns when the client disconnects.
 pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
     host: &T,
@@ -560,6 +566,11 @@ pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
                     quit: false,
                 }
             } else if text.is_empty() {
+                continue;
+            } else if is_echoed_reply(&text) {
+                // A guest tty with ECHO on sends our answers back; answering
+                // them would ping-pong forever.
+                tracing::debug!("ignoring an echoed answer: {text}");
                 continue;
             } else {
                 tracing::info!("control command: {text}");
