@@ -76,6 +76,8 @@ pub struct Host {
     inner: Mutex<Inner>,
     /// How long a rescind waits for the channel's pending requests.
     pub rescind_timeout: Duration,
+    /// How long an offer waits for the guest to close a rescinded channel.
+    pub close_wait: Duration,
 }
 
 impl std::fmt::Debug for Host {
@@ -139,6 +141,7 @@ impl Host {
             handlers,
             inner: Mutex::new(inner),
             rescind_timeout: Duration::from_secs(10),
+            close_wait: Duration::from_secs(10),
         })
     }
 
@@ -156,8 +159,43 @@ impl Host {
     }
 
     /// Offers a device on `ch`, or on the first free channel.
+    ///
+    /// A channel that was rescinded while the guest had it open can be
+    /// offered again only once the guest has closed it (the guest may still
+    /// be tearing the old device down): the offer waits for that close, up
+    /// to [`Host::close_wait`].
     pub fn offer(&self, ch: Option<usize>) -> Result<String, String> {
-        let mut inner = self.lock();
+        let deadline = Instant::now() + self.close_wait;
+        let mut waited = false;
+        let mut inner = loop {
+            let inner = self.lock();
+            let busy = match ch {
+                Some(c) => inner
+                    .slots
+                    .get(c)
+                    .is_some_and(|s| !s.offered && s.worker.is_some()),
+                None => false,
+            };
+            if !busy {
+                break inner;
+            }
+            drop(inner);
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "channel {} was rescinded but the guest has not closed it within {:?}",
+                    ch.unwrap_or_default(),
+                    self.close_wait
+                ));
+            }
+            if !waited {
+                tracing::info!(
+                    "offer of channel {}: waiting for the guest to close the rescinded channel",
+                    ch.unwrap_or_default()
+                );
+                waited = true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let ch = match ch {
             Some(c) => c,
             None => inner
@@ -172,11 +210,6 @@ impl Host {
             .ok_or_else(|| format!("no channel {ch} (0..{NR_CHANNELS})"))?;
         if slot.offered {
             return Err(format!("channel {ch} is already offered"));
-        }
-        if slot.worker.is_some() {
-            return Err(format!(
-                "channel {ch} was rescinded but the guest has not closed it yet"
-            ));
         }
         let instance = random_instance();
         self.ctl.offer(ch, &HV_AZURE_BLOB_GUID, &instance);

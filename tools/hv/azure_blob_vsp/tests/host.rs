@@ -242,11 +242,19 @@ fn attach_offer_open_serve_rescind_close_reoffer() {
     assert_eq!(c.offer_seq(0), 2);
     assert!(b.to_guest[0].take());
     assert!(b.host.rescind(Some(0)).is_err(), "already rescinded");
-    assert!(b.host.offer(Some(0)).unwrap_err().contains("not closed"));
+    // Re-offering waits for the guest to close the rescinded channel.
+    let host = b.host.clone();
+    let offer = std::thread::spawn(move || host.offer(Some(0)));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!offer.is_finished(), "the offer waits for the close");
+    assert!(!c.offered(0));
 
     // Close: the host stops touching the rings and acknowledges.
     let seq = guest_close(&b, 0);
     b.host.poll_control();
+    assert!(offer.join().unwrap().is_ok(), "offered once closed");
+    assert_eq!(c.offer_seq(0), 3);
+    b.host.rescind(Some(0)).unwrap();
     assert_eq!(c.open_ack(0), seq);
     assert_eq!(c.host_status(0), 0);
     assert!(b.host.status().contains("ch0 offered=0 open=0 served=4"));
@@ -262,8 +270,27 @@ fn attach_offer_open_serve_rescind_close_reoffer() {
     // Re-offer: a new instance.
     b.host.offer(Some(0)).unwrap();
     assert!(c.offered(0));
-    assert_eq!(c.offer_seq(0), 3);
+    assert_eq!(c.offer_seq(0), 5);
     assert_ne!(c.instance(0), inst);
+}
+
+#[test]
+fn reoffer_of_a_channel_the_guest_never_closes_times_out() {
+    let mut b = bed();
+    Arc::get_mut(&mut b.host).unwrap().close_wait = Duration::from_millis(300);
+    b.host.offer(Some(0)).unwrap();
+    let s = b.g.alloc_ring(3);
+    let r = b.g.alloc_ring(3);
+    guest_open(&b, 0, &s, &r);
+    b.host.poll_control();
+    b.host.rescind(Some(0)).unwrap();
+    let t = Instant::now();
+    let e = b.host.offer(Some(0)).unwrap_err();
+    assert!(e.contains("has not closed it"), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // Other channels are not held up.
+    b.host.offer(None).unwrap();
+    assert!(b.host.control().offered(1));
 }
 
 #[test]
