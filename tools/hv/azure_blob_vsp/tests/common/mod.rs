@@ -366,6 +366,15 @@ pub struct Chan {
 }
 
 pub fn channel(g: &mut Guest, send_data_pages: usize, recv_data_pages: usize) -> Chan {
+    channel_with(g, send_data_pages, recv_data_pages, Box::new(EchoHandler))
+}
+
+pub fn channel_with(
+    g: &mut Guest,
+    send_data_pages: usize,
+    recv_data_pages: usize,
+    handler: Box<dyn azure_blob_vsp::vsp::RequestHandler>,
+) -> Chan {
     let send = g.alloc_ring(send_data_pages);
     let recv = g.alloc_ring(recv_data_pages);
     let to_guest = Arc::new(Doorbell::new().unwrap());
@@ -377,7 +386,7 @@ pub fn channel(g: &mut Guest, send_data_pages: usize, recv_data_pages: usize) ->
         g.ram.clone(),
         &send.pfns,
         &recv.pfns,
-        Box::new(EchoHandler),
+        handler,
         to_guest.clone(),
         from_guest.clone(),
         shared.clone(),
