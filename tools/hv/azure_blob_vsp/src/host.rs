@@ -284,7 +284,11 @@ impl Host {
         if !slot.offered {
             return Err(format!("channel {ch} is not offered"));
         }
-        let completed = slot.stats.served.load(Ordering::Relaxed) - served_before;
+        let completed = slot
+            .stats
+            .served
+            .load(Ordering::Relaxed)
+            .saturating_sub(served_before);
         self.ctl.rescind(ch);
         slot.offered = false;
         drop(inner);
