@@ -430,3 +430,59 @@ fn control_socket_serves_clients_at_once() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn two_channels_are_served_independently_on_their_own_vectors() {
+    let mut b = bed();
+    b.host.offer(None).unwrap();
+    b.host.offer(None).unwrap();
+    let c = b.host.control();
+    assert!(c.offered(0) && c.offered(1));
+    assert_ne!(c.instance(0), c.instance(1));
+    let mut rings = Vec::new();
+    for ch in 0..2 {
+        let s = b.g.alloc_ring(7);
+        let r = b.g.alloc_ring(7);
+        let seq = guest_open(&b, ch, &s, &r);
+        rings.push((s, r, seq));
+    }
+    b.host.poll_control();
+    for (ch, (_, _, seq)) in rings.iter().enumerate() {
+        assert_eq!(c.open_ack(ch), *seq);
+        assert_eq!(c.host_status(ch), 0);
+    }
+    // Drain interrupts from the opens, then one request on channel 1 only.
+    for d in &b.to_guest {
+        d.take();
+    }
+    let dr = small_request(&mut b.g, 0x51);
+    rings[1].0.write_packet(&dr.packet(1)).unwrap();
+    b.to_host[2].ring();
+    let comp = decode_completion(&wait_packet(&mut rings[1].1));
+    assert_eq!((comp.trans_id, comp.status), (1, 0));
+    assert!(
+        b.to_guest[2].wait(Duration::from_secs(1)),
+        "vector 2 = channel 1"
+    );
+    assert!(!b.to_guest[1].take(), "channel 0's vector stays quiet");
+    assert!(rings[0].1.read_packet().is_none());
+    // Then channel 0.
+    let dr = small_request(&mut b.g, 0x50);
+    rings[0].0.write_packet(&dr.packet(7)).unwrap();
+    b.to_host[1].ring();
+    let comp = decode_completion(&wait_packet(&mut rings[0].1));
+    assert_eq!((comp.trans_id, comp.status), (7, 0));
+    assert!(b.to_guest[1].wait(Duration::from_secs(1)));
+    // A request is counted right after its completion is written.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut st = b.host.status();
+    while !(st.contains("ch0 offered=1 open=1 served=1")
+        && st.contains("ch1 offered=1 open=1 served=1"))
+    {
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(5));
+        st = b.host.status();
+    }
+    b.host.stop_all("test end");
+    assert!(b.host.status().contains("ch1 offered=1 open=0"));
+}
