@@ -161,8 +161,10 @@ impl Ctx<'_> {
 
     fn metadata(&self) -> SResult<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for (n, v) in &self.head.headers {
-            if let Some(key) = n.strip_prefix("x-ms-meta-") {
+        for (i, (n, v)) in self.head.headers.iter().enumerate() {
+            if n.starts_with("x-ms-meta-") {
+                let original = self.head.original_names.get(i).unwrap_or(n);
+                let key = original.get("x-ms-meta-".len()..).unwrap_or("");
                 let mut chars = key.chars();
                 let ok = chars
                     .next()

@@ -22,6 +22,8 @@ pub struct RequestHead {
     pub raw_query: String,
     /// Header fields; names lower-cased, values trimmed, in order.
     pub headers: Vec<(String, String)>,
+    /// The header names as sent (same order as `headers`): metadata names keep their case.
+    pub original_names: Vec<String>,
 }
 
 impl RequestHead {
@@ -132,7 +134,9 @@ pub fn parse_head(buf: &[u8]) -> Result<(RequestHead, usize), HeadError> {
     }
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
     let mut headers = Vec::with_capacity(req.headers.len());
+    let mut original_names = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
+        original_names.push(h.name.to_string());
         let v = std::str::from_utf8(h.value)
             .map_err(|_| HeadError::Malformed(format!("header {} is not UTF-8", h.name)))?;
         headers.push((h.name.to_ascii_lowercase(), v.trim().to_string()));
@@ -143,6 +147,7 @@ pub fn parse_head(buf: &[u8]) -> Result<(RequestHead, usize), HeadError> {
             raw_path: raw_path.to_string(),
             raw_query: raw_query.to_string(),
             headers,
+            original_names,
         },
         len,
     ))

@@ -525,8 +525,7 @@ fn block_blobs(s: &mut Script) {
         "/con1/b2?comp=block&blockid=QUJD",
     )
     .body(b"x")
-    .fails(400, "InvalidBlobOrBlock")
-    .differs("Azurite accepts block ids of different lengths");
+    .fails(400, "InvalidBlobOrBlock");
     s.put(
         "put block into missing container",
         &format!("/nope/b2?comp=block&blockid={}", q(BA)),
@@ -1069,8 +1068,7 @@ fn append_blobs(s: &mut Script) {
         &format!("/con1/A?comp=block&blockid={}", q(BA)),
     )
     .body(b"x")
-    .fails(409, "InvalidBlobType")
-    .differs("Azurite stages the block");
+    .fails(409, "InvalidBlobType");
     s.get("append blob unchanged", "/con1/A").eb(b"abcdefghij");
     s.get(
         "list shows blob types",
@@ -1118,7 +1116,7 @@ fn malformed(s: &mut Script) {
     s.req("70 KiB header", "GET", "")
         .raw(huge)
         .fails(431, "RequestHeaderFieldsTooLarge")
-        .differs("Azurite accepts a 70 KiB header field");
+        .differs("Azurite resets the connection on a 70 KiB header field");
     let mut many = b"GET /devstoreaccount1/con1/b1 HTTP/1.1\r\nhost: 127.0.0.1\r\n".to_vec();
     for i in 0..200 {
         many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
@@ -1127,18 +1125,18 @@ fn malformed(s: &mut Script) {
     s.req("200 header fields", "GET", "")
         .raw(many)
         .fails(431, "RequestHeaderFieldsTooLarge")
-        .differs("Azurite answers 400 without an error code to 200 header fields");
+        .differs("Azurite accepts 200 header fields (then refuses the unsigned request)");
     s.req("bad Content-Length", "PUT", "")
         .raw(b"PUT /devstoreaccount1/con1/b1 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: abc\r\n\r\n".to_vec())
         .fails(400, "InvalidHeaderValue")
-        .differs("Azurite answers 404 ResourceNotFound to a non-numeric Content-Length");
+        .status_only(why);
     s.get("unknown account", "/con1/b1")
         .raw(
             b"GET /nosuchaccount/con1/b1 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n"
                 .to_vec(),
         )
         .fails(400, "InvalidUri")
-        .differs("Azurite serves a path whose account is unknown");
+        .differs("Azurite answers 404 ResourceNotFound for an unknown account");
     s.get("store intact after malformed input", "/con1/b1")
         .eb(b"hello again");
 }
