@@ -210,6 +210,20 @@ fn md5_header(v: Option<&str>, name: &str) -> SResult<Option<[u8; 16]>> {
     }
 }
 
+/// Reads until `buf` is full or the body ends; returns the bytes read.
+fn read_full(body: &mut dyn Read, buf: &mut [u8]) -> SResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match body.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(err(ErrorCode::InvalidContentLength)),
+        }
+    }
+    Ok(n)
+}
+
 /// A parsed byte range `start..=end` (`end` open when `None`).
 fn parse_range(v: &str) -> Option<(u64, Option<u64>)> {
     let spec = v.trim().strip_prefix("bytes=")?;
@@ -1049,25 +1063,19 @@ impl BlobService {
     }
 
     fn fill_extent(&self, ctx: &mut Ctx<'_>, ext: ExtentId, len: u64) -> SResult<[u8; 16]> {
-        let mut hasher = Md5::new();
-        let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
-        let mut off = 0u64;
-        while off < len {
-            let want = buf
-                .len()
-                .min(usize::try_from(len - off).unwrap_or(usize::MAX));
-            let n = ctx
-                .body
-                .read(&mut buf[..want])
-                .map_err(|_| err(ErrorCode::InvalidContentLength))?;
-            if n == 0 {
+        let md5 = if len > CHUNK as u64 {
+            self.fill_extent_pipelined(ctx, ext, len)?
+        } else {
+            let mut hasher = Md5::new();
+            let mut buf = vec![0u8; usize::try_from(len).unwrap_or(CHUNK).max(1)];
+            let n = read_full(ctx.body, &mut buf)?;
+            if (n as u64) < len {
                 return Err(err(ErrorCode::InvalidContentLength));
             }
             hasher.update(&buf[..n]);
-            self.storage().write_extent(ext, off, &buf[..n])?;
-            off += n as u64;
-        }
-        let md5: [u8; 16] = hasher.finalize().into();
+            self.storage().write_extent(ext, 0, &buf[..n])?;
+            hasher.finalize().into()
+        };
         if let Some(want) = ctx.content_md5()? {
             if want != md5 {
                 return Err(err(ErrorCode::Md5Mismatch));
@@ -1075,6 +1083,55 @@ impl BlobService {
         }
         self.storage().sync_extent(ext)?;
         Ok(md5)
+    }
+
+    /// Streams a large body in chunks: this thread reads and stores them while a helper
+    /// thread computes the MD5, with a small fixed pool of chunk buffers (bounded memory).
+    fn fill_extent_pipelined(
+        &self,
+        ctx: &mut Ctx<'_>,
+        ext: ExtentId,
+        len: u64,
+    ) -> SResult<[u8; 16]> {
+        const POOL: usize = 4;
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(POOL);
+            let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(POOL);
+            let hasher = scope.spawn(move || {
+                let mut h = Md5::new();
+                for chunk in full_rx {
+                    h.update(&chunk);
+                    // The pool is as large as the channel: this never blocks.
+                    let _ = free_tx.send(chunk);
+                }
+                <[u8; 16]>::from(h.finalize())
+            });
+            let mut spare: Vec<Vec<u8>> = (0..POOL).map(|_| Vec::new()).collect();
+            let mut off = 0u64;
+            let result = (|| {
+                while off < len {
+                    let mut buf = match spare.pop() {
+                        Some(b) => b,
+                        None => free_rx.recv().map_err(|_| err(ErrorCode::InternalError))?,
+                    };
+                    let want = CHUNK.min(usize::try_from(len - off).unwrap_or(CHUNK));
+                    buf.resize(want, 0);
+                    let n = read_full(ctx.body, &mut buf)?;
+                    if n < want {
+                        return Err(err(ErrorCode::InvalidContentLength));
+                    }
+                    self.storage().write_extent(ext, off, &buf)?;
+                    off += n as u64;
+                    full_tx
+                        .send(buf)
+                        .map_err(|_| err(ErrorCode::InternalError))?;
+                }
+                Ok(())
+            })();
+            drop(full_tx);
+            let md5 = hasher.join().map_err(|_| err(ErrorCode::InternalError))?;
+            result.map(|()| md5)
+        })
     }
 
     fn blob_headers(&self, r: &mut Response, s: &BlobState, now: SystemTime) {

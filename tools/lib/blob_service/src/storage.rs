@@ -315,10 +315,15 @@ impl Storage for MemoryStorage {
         let end = off
             .checked_add(data.len())
             .ok_or_else(|| StorageError::Backend("offset overflow".into()))?;
-        if v.len() < end {
-            v.resize(end, 0);
+        if off == v.len() {
+            // Appending (the streaming case): one copy, no zero-fill first.
+            v.extend_from_slice(data);
+        } else {
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[off..end].copy_from_slice(data);
         }
-        v[off..end].copy_from_slice(data);
         Ok(())
     }
 

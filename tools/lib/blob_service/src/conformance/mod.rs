@@ -154,9 +154,15 @@ impl HttpTransport {
             {
                 resp.body = read_chunked(conn)?;
             } else if let Some(cl) = resp.header("content-length") {
-                let n: usize = cl.parse().map_err(|_| "bad Content-Length".to_string())?;
-                let mut b = vec![0u8; n];
-                conn.read_exact(&mut b).map_err(|e| e.to_string())?;
+                let n: u64 = cl.parse().map_err(|_| "bad Content-Length".to_string())?;
+                let mut b = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                (&mut *conn)
+                    .take(n)
+                    .read_to_end(&mut b)
+                    .map_err(|e| e.to_string())?;
+                if (b.len() as u64) != n {
+                    return Err("connection closed inside the body".into());
+                }
                 resp.body = b;
             } else {
                 let mut b = Vec::new();
