@@ -182,6 +182,24 @@ fn write_response(out: &mut TcpStream, resp: Response, send_body: bool) -> std::
     }
 }
 
+/// Closes after an answer while the client may still be sending: stop writing, then read and
+/// drop what arrives for a while, so that closing does not reset the connection before the
+/// client has read the answer.
+fn lingering_close(out: &TcpStream, reader: &mut BufReader<TcpStream>) {
+    let _ = out.shutdown(std::net::Shutdown::Write);
+    let _ = reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 64 * 1024];
+    let mut left: usize = 8 << 20;
+    while left > 0 {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
 fn framing_error(out: &mut TcpStream, e: ServiceError) -> std::io::Result<()> {
     let mut r = error_response(&e, &uuid::Uuid::new_v4().to_string(), false);
     let n = r.body.len();
@@ -203,21 +221,31 @@ fn serve_connection(svc: &BlobService, stream: TcpStream) -> std::io::Result<()>
     loop {
         let head = match read_head(&mut reader)? {
             HeadRead::Eof => return Ok(()),
-            HeadRead::Bad(e) => return framing_error(&mut out, e.to_service_error()),
+            HeadRead::Bad(e) => {
+                framing_error(&mut out, e.to_service_error())?;
+                lingering_close(&out, &mut reader);
+                return Ok(());
+            }
             HeadRead::Head(h) => h,
         };
         if head.header("transfer-encoding").is_some() {
-            return framing_error(
+            framing_error(
                 &mut out,
                 ServiceError::with_detail(
                     ErrorCode::MissingContentLengthHeader,
                     "Transfer-Encoding is not supported; send Content-Length",
                 ),
-            );
+            )?;
+            lingering_close(&out, &mut reader);
+            return Ok(());
         }
         let body_len = match head.content_length() {
             Ok(v) => v,
-            Err(e) => return framing_error(&mut out, e),
+            Err(e) => {
+                framing_error(&mut out, e)?;
+                lingering_close(&out, &mut reader);
+                return Ok(());
+            }
         };
         let close_requested = head
             .header("connection")
@@ -247,6 +275,7 @@ fn serve_connection(svc: &BlobService, stream: TcpStream) -> std::io::Result<()>
         }
         write_response(&mut out, resp, send_body)?;
         if close {
+            lingering_close(&out, &mut reader);
             return Ok(());
         }
     }

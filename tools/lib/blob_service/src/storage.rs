@@ -293,6 +293,31 @@ impl MemoryStorage {
     pub fn extent_count(&self) -> usize {
         self.extents.read().map(|m| m.len()).unwrap_or(0)
     }
+
+    /// A copy of everything stored, for "the store is unchanged" checks.
+    pub fn snapshot(&self) -> StorageResult<Snapshot> {
+        let extents = self.extents.read().map_err(|_| poisoned())?;
+        let mut ext = BTreeMap::new();
+        for (id, cell) in extents.iter() {
+            ext.insert(*id, cell.read().map_err(|_| poisoned())?.clone());
+        }
+        Ok(Snapshot {
+            containers: self.containers.read().map_err(|_| poisoned())?.clone(),
+            blobs: self.blobs.read().map_err(|_| poisoned())?.clone(),
+            extents: ext,
+        })
+    }
+}
+
+/// Everything a [`MemoryStorage`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Container records.
+    pub containers: BTreeMap<String, ContainerRecord>,
+    /// Blob records per container.
+    pub blobs: BTreeMap<String, BTreeMap<String, BlobRecord>>,
+    /// Extent contents.
+    pub extents: BTreeMap<ExtentId, Vec<u8>>,
 }
 
 impl Storage for MemoryStorage {
