@@ -251,6 +251,13 @@ fn serve_connection(svc: &BlobService, stream: TcpStream) -> std::io::Result<()>
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let send_body = head.method != "HEAD";
+        if body_len.unwrap_or(0) > 0
+            && head
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
+            out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
         let mut body = (&mut reader).take(body_len.unwrap_or(0));
         let mut resp = svc.handle(
             Request {

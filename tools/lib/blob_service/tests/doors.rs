@@ -57,3 +57,38 @@ fn script_passes_through_the_vsc_door_with_a_key() {
     assert_eq!(rep.skipped, 0);
     assert!(rep.failures.is_empty());
 }
+
+#[test]
+fn http_door_answers_expect_100_continue_before_reading_the_body() {
+    use std::io::{Read, Write};
+    let config = Config {
+        http_shared_key: false,
+        ..Config::default()
+    };
+    let svc = BlobService::new(Arc::new(MemoryStorage::new()), config);
+    let server = HttpServer::start(svc, "127.0.0.1:0", 4).unwrap();
+    let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    s.write_all(
+        b"PUT /devstoreaccount1/exp?restype=container HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 201"));
+    s.write_all(b"PUT /devstoreaccount1/exp/b HTTP/1.1\r\nx-ms-blob-type: BlockBlob\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut buf[..1]).unwrap();
+        assert_eq!(n, 1);
+        got.push(buf[0]);
+    }
+    assert_eq!(got, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"abc").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
