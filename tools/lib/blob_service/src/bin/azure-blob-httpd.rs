@@ -8,7 +8,7 @@ use azure_blob_service::server::HttpServer;
 use azure_blob_service::{BlobService, Config, MemoryStorage};
 use clap::Parser;
 
-/// Serve Azure Blob REST (path-style URLs: /<account>/<container>/<blob>) from memory.
+/// Serve Azure Blob REST (path-style URLs: /ACCOUNT/CONTAINER/BLOB) from memory.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

@@ -83,6 +83,7 @@ pub struct HttpTransport {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
     auth: bool,
+    spare: Vec<u8>,
 }
 
 impl HttpTransport {
@@ -92,7 +93,14 @@ impl HttpTransport {
             addr,
             conn: None,
             auth: verifies_auth,
+            spare: Vec::new(),
         }
+    }
+
+    /// Gives a body buffer back for reuse by the next response (saves page faults when a
+    /// benchmark reads large bodies repeatedly).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.spare = buf;
     }
 
     fn connect(&mut self) -> Result<&mut BufReader<TcpStream>, String> {
@@ -114,6 +122,7 @@ impl HttpTransport {
         body: &[u8],
         is_head: bool,
     ) -> Result<RawResponse, String> {
+        let mut spare = std::mem::take(&mut self.spare);
         let conn = self.connect()?;
         {
             let s = conn.get_mut();
@@ -155,7 +164,9 @@ impl HttpTransport {
                 resp.body = read_chunked(conn)?;
             } else if let Some(cl) = resp.header("content-length") {
                 let n: u64 = cl.parse().map_err(|_| "bad Content-Length".to_string())?;
-                let mut b = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                let mut b = std::mem::take(&mut spare);
+                b.clear();
+                b.reserve(usize::try_from(n).unwrap_or(0));
                 (&mut *conn)
                     .take(n)
                     .read_to_end(&mut b)
@@ -176,6 +187,9 @@ impl HttpTransport {
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
         {
             self.conn = None;
+        }
+        if self.spare.is_empty() {
+            self.spare = spare;
         }
         Ok(resp)
     }
