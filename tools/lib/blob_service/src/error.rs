@@ -98,6 +98,8 @@ pub enum ErrorCode {
     InternalError,
     /// 501: not implemented here.
     NotImplemented,
+    /// 503: the server is busy (connection limit).
+    ServerBusy,
 }
 
 impl ErrorCode {
@@ -147,6 +149,7 @@ impl ErrorCode {
             RequestHeaderFieldsTooLarge => 431,
             InternalError => 500,
             NotImplemented => 501,
+            ServerBusy => 503,
         }
     }
 
@@ -197,6 +200,7 @@ impl ErrorCode {
             RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
             InternalError => "InternalError",
             NotImplemented => "NotImplemented",
+            ServerBusy => "ServerBusy",
         }
     }
 
@@ -251,6 +255,7 @@ impl ErrorCode {
             RequestHeaderFieldsTooLarge => "The request head is too large.",
             InternalError => "The server encountered an internal error. Please retry the request.",
             NotImplemented => "The requested operation is not implemented by this service.",
+            ServerBusy => "The server is currently unable to receive requests. Please retry your request.",
         }
     }
 }

@@ -91,6 +91,11 @@ fn accept_loop(listener: TcpListener, svc: BlobService, stop: Arc<AtomicBool>, m
         let Ok(stream) = conn else { continue };
         if active.load(Ordering::SeqCst) >= max {
             tracing::warn!("connection limit {max} reached; refusing a connection");
+            let mut stream = stream;
+            let _ = framing_error(
+                &mut stream,
+                ServiceError::with_detail(ErrorCode::ServerBusy, "too many connections"),
+            );
             continue;
         }
         active.fetch_add(1, Ordering::SeqCst);

@@ -92,3 +92,17 @@ fn http_door_answers_expect_100_continue_before_reading_the_body() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+#[test]
+fn http_door_answers_503_server_busy_past_its_connection_limit() {
+    use std::io::Read;
+    let server = HttpServer::start(BlobService::in_memory(), "127.0.0.1:0", 1).unwrap();
+    // The first connection takes the only slot (its thread waits for a request).
+    let _first = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut second = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    let mut resp = String::new();
+    second.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    assert!(resp.contains("x-ms-error-code: ServerBusy"), "{resp}");
+}
