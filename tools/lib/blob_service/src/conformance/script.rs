@@ -860,9 +860,9 @@ fn leases(s: &mut Script) {
         .eh("x-ms-lease-id", L2);
     s.put("break with a period", "/con1/L?comp=lease")
         .h("x-ms-lease-action", "break")
-        .h("x-ms-lease-break-period", "2")
+        .h("x-ms-lease-break-period", "4")
         .status(202)
-        .eh("x-ms-lease-time", "2");
+        .eh("x-ms-lease-time", "4");
     s.head("breaking", "/con1/L")
         .eh("x-ms-lease-state", "breaking")
         .eh("x-ms-lease-status", "locked");
@@ -880,7 +880,7 @@ fn leases(s: &mut Script) {
         .h("x-ms-proposed-lease-id", L1)
         .fails(409, "LeaseAlreadyPresent");
     s.head("broken after the period", "/con1/L")
-        .sleep(2500)
+        .sleep(4500)
         .eh("x-ms-lease-state", "broken");
     s.put("lease on a missing blob", "/con1/missing?comp=lease")
         .h("x-ms-lease-action", "acquire")
