@@ -44,6 +44,7 @@ for suite in tools/testing/*/run-tests.sh; do
 	step "$(basename "$(dirname "$suite")")" bash "$suite"
 done
 step guest-main bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" main selftest
+step guest-demo bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" main demo
 if [ "${HVAB_SKIP_DEBUG:-0}" != 1 ]; then
 	step kernel-debug bash "$HVAB_ROOT/tools/testing/hv_azure_blob/kernel.sh" debug
 	step guest-debug bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" debug selftest

@@ -57,7 +57,7 @@ vsp=$HVAB_ROOT/target/release/azure-blob-vsp
 
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
 	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" -- \
-	"$gbin/azure_blob_selftest" "$out/azure_blob_raw"
+	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$out/azure_blob_raw"
 
 # 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
 #    (below 2.75 GiB on q35, a file offset is the guest physical address).
@@ -71,8 +71,12 @@ cleanup() {
 }
 trap cleanup EXIT
 truncate -s ${mem}M "$run/guest-ram"
+# The selftests check the echo handler's answers byte for byte; the demo
+# talks to the blob service.
+handler=echo
+[ "$mode" = demo ] && handler=blob
 "$vsp" --ivshmem-socket "$run/ivsh.sock" --guest-ram "$run/guest-ram" \
-	--control-socket "$run/ctl.sock" >"$logs/vsp.log" 2>&1 &
+	--control-socket "$run/ctl.sock" --handler "$handler" >"$logs/vsp.log" 2>&1 &
 vsp_pid=$!
 for _ in $(seq 1 100); do [ -S "$run/ivsh.sock" ] && [ -S "$run/ctl.sock" ] && break; sleep 0.05; done
 [ -S "$run/ivsh.sock" ] || { cat "$logs/vsp.log" >&2; die "the host simulator did not start"; }
@@ -95,7 +99,7 @@ kill "$vsp_pid" 2>/dev/null || true
 # 4. Results.
 if [ "$mode" = demo ]; then
 	echo "What happened in the guest:"
-	grep -aE '^(HVAB: |sent |the host answered|azure_blob_raw: )' "$logs/serial.log" | sed 's/^HVAB: //; s/^/  /'
+	sed -n '/^HVAB: demo begins/,/^HVAB: demo ends/p' "$logs/serial.log" | grep -av '^HVAB: demo' | grep -av '^\[ *[0-9.]*\]' | sed 's/^/  /'
 	echo "What the host simulator did:"
 	sed 's/\x1b\[[0-9;]*m//g' "$logs/vsp.log" | grep -aE 'INFO|WARN|ERROR' | sed 's/^[^ ]* *//; s/^/  /' | head -n 20
 fi

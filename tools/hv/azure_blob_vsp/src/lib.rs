@@ -10,6 +10,7 @@
 // Tests may unwrap: a failed unwrap is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod blob;
 pub mod control;
 pub mod doorbell;
 pub mod guest_ram;

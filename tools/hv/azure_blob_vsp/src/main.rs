@@ -11,7 +11,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
+use azure_blob_service::{BlobService, Config, MemoryStorage};
+use azure_blob_vsp::blob::BlobHandler;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
+use azure_blob_vsp::host::HandlerFactory;
 use azure_blob_vsp::host::{
     serve_control_client, CommandOutcome, CommandTarget, Host, RamSource, NR_CHANNELS, NR_VECTORS,
 };
@@ -34,6 +37,17 @@ struct Args {
     /// Devices to offer at start (and to every new QEMU).
     #[arg(long, value_name = "N", default_value_t = 1)]
     offer: usize,
+    /// What answers the requests: `blob`, the Azure Blob service (in-memory
+    /// store, shared by every channel and kept across guest reboots), or
+    /// `echo`, the test bed's echo handler.
+    #[arg(long, value_enum, default_value_t = HandlerKind::Blob)]
+    handler: HandlerKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HandlerKind {
+    Blob,
+    Echo,
 }
 
 /// One VM's worth of host state: the shared memory and doorbells handed to
@@ -47,11 +61,19 @@ struct Session {
 }
 
 impl Session {
-    fn new(args: &Args) -> Result<Self> {
+    fn new(args: &Args, service: &BlobService) -> Result<Self> {
         let res = Arc::new(IvshmemResources::new(NR_VECTORS).context("creating memfd/eventfds")?);
         let shm = res.shm.try_clone().context("dup of the shared memory fd")?;
         let ctl = ControlPage::from_fd(shm).context("mapping the control page")?;
-        let factory = Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) });
+        let factory: HandlerFactory = match args.handler {
+            HandlerKind::Echo => {
+                Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) })
+            }
+            HandlerKind::Blob => {
+                let blob = BlobHandler::new(service.clone());
+                Box::new(move |_ch: usize| -> Box<dyn RequestHandler> { Box::new(blob.clone()) })
+            }
+        };
         let host = Arc::new(
             Host::new(
                 ctl,
@@ -109,7 +131,12 @@ fn bind(path: &Path) -> Result<UnixListener> {
     UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
 }
 
-fn serve_qemu(listener: UnixListener, current: Arc<Current>, args: Arc<Args>) {
+fn serve_qemu(
+    listener: UnixListener,
+    current: Arc<Current>,
+    args: Arc<Args>,
+    service: BlobService,
+) {
     let connected = Arc::new(AtomicBool::new(false));
     for conn in listener.incoming() {
         let conn = match conn {
@@ -127,7 +154,7 @@ fn serve_qemu(listener: UnixListener, current: Arc<Current>, args: Arc<Args>) {
         if session.used.load(Ordering::Acquire) {
             // A new VM: fresh shared memory, doorbells and offers, so that
             // nothing of the previous guest's control page carries over.
-            match Session::new(&args) {
+            match Session::new(&args, &service) {
                 Ok(s) => {
                     let s = Arc::new(s);
                     let old = std::mem::replace(
@@ -194,7 +221,13 @@ fn main() -> Result<()> {
         );
     }
 
-    let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(&args)?))));
+    // One blob service for the life of this process: blobs survive guest
+    // reboots and re-offers. (Requests on the HTTP-less VSC door are not
+    // SharedKey-signed unless a key is configured for it.)
+    let service = BlobService::new(Arc::new(MemoryStorage::new()), Config::default());
+    let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(
+        &args, &service,
+    )?))));
     let qemu_listener = bind(&args.ivshmem_socket)?;
     let ctl_listener = bind(&args.control_socket)?;
     tracing::info!(
@@ -210,7 +243,7 @@ fn main() -> Result<()> {
         let args = args.clone();
         std::thread::Builder::new()
             .name("ivshmem-server".into())
-            .spawn(move || serve_qemu(qemu_listener, current, args))?;
+            .spawn(move || serve_qemu(qemu_listener, current, args, service))?;
     }
     {
         let current = current.clone();

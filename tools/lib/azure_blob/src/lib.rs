@@ -8,8 +8,10 @@
 //! of the call is sound: no buffer outlives or escapes the call.
 
 mod device;
+mod rest;
 
 pub use device::{Device, Exchange, Reply, DEFAULT_PATH};
+pub use rest::{RestRequest, RestResponse, VscClient, DEV_ACCOUNT, X_MS_VERSION};
 
 /// Errors of the low-level API.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,14 @@ pub enum Error {
     /// ENODEV (the device went away), EIO (the host misbehaved), ...
     #[error("azure_blob request failed: {0}")]
     Ioctl(rustix::io::Errno),
+    /// The host failed the exchange itself (not an HTTP error): an
+    /// HRESULT-style status such as 0x80070057 (malformed framing) or
+    /// 0x80070102 (the host's timeout).
+    #[error("the host failed the request with status {status:#010x}")]
+    Host { status: u32 },
+    /// The host's answer is not a well-formed HTTP response.
+    #[error("malformed response from the host: {0}")]
+    Protocol(String),
     /// A buffer is larger than the protocol allows.
     #[error("{what} is {len} bytes; the limit is {max}")]
     TooLarge {
@@ -41,6 +51,7 @@ impl Error {
             Error::Open { errno, .. } => *errno,
             Error::Ioctl(e) => *e,
             Error::TooLarge { .. } => rustix::io::Errno::INVAL,
+            Error::Host { .. } | Error::Protocol(_) => rustix::io::Errno::IO,
         }
     }
 }
