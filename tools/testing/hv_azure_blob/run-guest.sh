@@ -66,8 +66,13 @@ mem=512
 run=$(mktemp -d /dev/shm/hvab-run.XXXXXX)
 vsp_pid=
 cleanup() {
-	[ -n "$vsp_pid" ] && kill "$vsp_pid" 2>/dev/null && wait "$vsp_pid" 2>/dev/null
+	local rc=$?
+	if [ -n "$vsp_pid" ]; then
+		kill "$vsp_pid" 2>/dev/null || true
+		wait "$vsp_pid" 2>/dev/null || true
+	fi
 	rm -rf "$run"
+	exit $rc
 }
 trap cleanup EXIT
 truncate -s ${mem}M "$run/guest-ram"

@@ -78,6 +78,8 @@ pub struct Host {
     pub rescind_timeout: Duration,
     /// How long an offer waits for the guest to close a rescinded channel.
     pub close_wait: Duration,
+    /// Faults to inject (`fault ...` on the control socket).
+    pub faults: Arc<Mutex<crate::fault::FaultPlan>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -142,6 +144,7 @@ impl Host {
             inner: Mutex::new(inner),
             rescind_timeout: Duration::from_secs(10),
             close_wait: Duration::from_secs(10),
+            faults: Arc::default(),
         })
     }
 
@@ -394,7 +397,10 @@ impl Host {
         let Some(slot) = inner.slots.get_mut(ch) else {
             return EINVAL;
         };
-        let shared = Arc::new(ChannelShared::default());
+        let shared = Arc::new(ChannelShared {
+            faults: self.faults.clone(),
+            ..ChannelShared::default()
+        });
         let (send_pfns, recv_pfns) = pfns.split_at(send as usize);
         let server = match ChannelServer::new(
             ch,
@@ -509,6 +515,28 @@ impl Host {
 
     /// Runs one control-socket command line.
     pub fn handle_command(&self, line: &str) -> CommandOutcome {
+        let all: Vec<&str> = line.split_whitespace().collect();
+        if all.first().is_some_and(|w| w.eq_ignore_ascii_case("fault")) {
+            let r = self
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .command(&all[1..]);
+            if let Ok(plan) = &r {
+                tracing::info!("fault plan changed: {plan}");
+                // Held completions may now go: let every worker look.
+                for bell in self.to_host.iter().skip(1) {
+                    bell.ring();
+                }
+            }
+            return CommandOutcome {
+                reply: match r {
+                    Ok(s) => format!("ok {s}"),
+                    Err(e) => format!("err {e}"),
+                },
+                quit: false,
+            };
+        }
         let mut words = line.split_whitespace();
         let cmd = words.next().unwrap_or("").to_ascii_lowercase();
         let arg = words.next();
@@ -540,7 +568,7 @@ impl Host {
                 reply: "ok quitting".into(),
                 quit: true,
             },
-            "help" => ok(Ok("commands: offer [CH], rescind [CH], status, quit".into())),
+            "help" => ok(Ok("commands: offer [CH], rescind [CH], status, quit, fault ... (fault help)".into())),
             "status" | "quit" => ok(Err(format!("'{cmd}' takes no argument"))),
             _ => ok(Err(format!(
                 "unknown command '{cmd}' (offer [CH], rescind [CH], status, quit)"

@@ -18,3 +18,4 @@ pub mod host;
 pub mod ivshmem;
 pub mod ring;
 pub mod vsp;
+pub mod fault;

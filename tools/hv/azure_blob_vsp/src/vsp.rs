@@ -547,6 +547,8 @@ pub struct ChannelShared {
     pub broken: AtomicBool,
     /// The worker has exited.
     pub exited: AtomicBool,
+    /// The host's fault plan (shared by all channels).
+    pub faults: Arc<std::sync::Mutex<crate::fault::FaultPlan>>,
 }
 
 /// Why serving stopped.
@@ -579,6 +581,8 @@ pub struct ChannelServer {
     shared: Arc<ChannelShared>,
     stats: Arc<ChannelStats>,
     idle_poll: Duration,
+    /// Completions kept back by `fault hold`.
+    held: Vec<Completion>,
 }
 
 impl std::fmt::Debug for ChannelServer {
@@ -619,6 +623,7 @@ impl ChannelServer {
             shared,
             stats,
             idle_poll: DEFAULT_IDLE_POLL,
+            held: Vec::new(),
         })
     }
 
@@ -636,7 +641,11 @@ impl ChannelServer {
     /// Writes one completion, waiting for room if the ring is full.
     fn complete(&mut self, c: &Completion) -> Result<(), ServeError> {
         let pkt = c.packet();
-        let bytes = pkt.as_bytes();
+        self.write_packet(pkt.as_bytes())
+    }
+
+    /// Writes one packet into the guest's receive ring, waiting for room.
+    fn write_packet(&mut self, bytes: &[u8]) -> Result<(), ServeError> {
         let mut pending_set = false;
         loop {
             match self.outgoing.try_write(bytes)? {
@@ -672,10 +681,48 @@ impl ChannelServer {
         }
     }
 
+    fn plan(&self) -> std::sync::MutexGuard<'_, crate::fault::FaultPlan> {
+        self.shared.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends held completions once the plan no longer holds them, or when
+    /// everything pending must be completed (a rescind).
+    fn release_held(&mut self) -> Result<(), ServeError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let rescinding = self.shared.drain_requested.load(Ordering::Acquire)
+            > self.shared.drained.load(Ordering::Acquire);
+        if self.plan().holding() && !rescinding {
+            return Ok(());
+        }
+        tracing::info!("channel {}: releasing {} held completion(s)", self.channel, self.held.len());
+        for c in std::mem::take(&mut self.held) {
+            self.complete(&c)?;
+        }
+        Ok(())
+    }
+
+    /// Malformed completions for the request of `c` (fault `garbage`): an
+    /// unknown id, a bad response length and a wrong packet type.
+    fn send_garbage(&mut self, c: &Completion) -> Result<(), ServeError> {
+        let mut unknown = c.packet();
+        unknown.desc.trans_id = c.trans_id.wrapping_add(4096);
+        let mut short = c.packet();
+        short.response.length = 4;
+        let mut inband = c.packet();
+        inband.desc.kind = hv_azure_blob_proto::VM_PKT_DATA_INBAND;
+        for p in [unknown, short, inband] {
+            self.write_packet(p.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Serves packets until the incoming ring is empty (with interrupts
     /// unmasked and no packet racing in). Returns the number served.
     pub fn drain(&mut self) -> Result<u64, ServeError> {
         let mut n = 0;
+        self.release_held()?;
         self.incoming.set_interrupt_mask(true)?;
         loop {
             while let Some(pkt) = self.incoming.read_packet()? {
@@ -687,6 +734,7 @@ impl ChannelServer {
                 let Some((c, rule)) = serve_packet_with(&pkt, &self.ram, &mut call) else {
                     return Err(ServeError::Stopped);
                 };
+                let valid = rule.is_none();
                 if let Some(rule) = rule {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -703,7 +751,27 @@ impl ChannelServer {
                         c.response_len
                     );
                 }
+                let action = if valid { self.plan().next() } else { Default::default() };
+                let mut c = c;
+                if let Some(status) = action.status {
+                    c.status = status;
+                    c.response_len = 0;
+                }
+                if !action.delay.is_zero() {
+                    std::thread::sleep(action.delay);
+                }
+                if action.garbage {
+                    self.send_garbage(&c)?;
+                }
+                if action.hold {
+                    self.held.push(c);
+                    n += 1;
+                    continue;
+                }
                 self.complete(&c)?;
+                if action.duplicate {
+                    self.complete(&c)?;
+                }
                 self.stats.served.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 if self.stopping() {
@@ -729,6 +797,15 @@ impl ChannelServer {
         let mut rang = true;
         let mut warned = false;
         loop {
+            let stalled = self.plan().stalled();
+            if let Some(left) = stalled {
+                // Fault `stall`: leave the guest's ring unread for a while.
+                std::thread::sleep(left.min(self.idle_poll));
+                if self.stopping() {
+                    break;
+                }
+                continue;
+            }
             let want = self.shared.drain_requested.load(Ordering::Acquire);
             match self.drain() {
                 Ok(n) => {
