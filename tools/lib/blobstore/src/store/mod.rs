@@ -9,8 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use arc_swap::ArcSwap;
-
 use crate::bits::Bits;
 use crate::dev::Device;
 use crate::error::{eilseq, einval, Error, Result};
@@ -172,9 +170,9 @@ impl Geo {
     }
 }
 
-/// What the data path sees of a blob. Published through an [`ArcSwap`]: the fields are
-/// replaced only by a writer holding every shard of the blob's freeze gate; the cluster map's
-/// entries are atomics that the first-write path fills in place.
+/// What the data path sees of a blob. Each shard of the blob's freeze gate holds a pointer to
+/// the current state; the fields are replaced only by a writer holding every shard, and the
+/// cluster map's entries are atomics that the first-write path fills in place.
 #[derive(Debug)]
 struct MapState {
     /// Cluster number per cluster index (0 = unallocated). May be longer than `num_clusters`
@@ -201,13 +199,14 @@ impl MapState {
 }
 
 /// Shards of a blob's freeze gate. Data I/O takes its thread's shard for reading, so I/O
-/// threads do not share a contended cache line; snapshot, resize, inflate and the like take
-/// every shard for writing, which waits for I/O in flight and holds new I/O back.
+/// threads rarely share a cache line; snapshot, resize, inflate and the like take every shard
+/// for writing, which waits for I/O in flight, holds new I/O back, and lets them publish a new
+/// state in every shard.
 const GATE_SHARDS: usize = 16;
 
 #[repr(align(64))]
-#[derive(Debug, Default)]
-struct GateShard(RwLock<()>);
+#[derive(Debug)]
+struct GateShard(RwLock<Arc<MapState>>);
 
 static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -222,30 +221,25 @@ fn my_shard() -> usize {
 #[derive(Debug)]
 struct Shared {
     id: BlobId,
-    freeze: Box<[GateShard]>,
-    state: ArcSwap<MapState>,
+    gate: Box<[GateShard]>,
     data_ro: AtomicBool,
     md_ro: AtomicBool,
     busy: AtomicBool,
 }
 
 /// Shared access to a blob's map: I/O may run.
-struct ReadGate<'a> {
-    _freeze: RwLockReadGuard<'a, ()>,
-    state: arc_swap::Guard<Arc<MapState>>,
-}
+struct ReadGate<'a>(RwLockReadGuard<'a, Arc<MapState>>);
 
 impl std::ops::Deref for ReadGate<'_> {
     type Target = MapState;
     fn deref(&self) -> &MapState {
-        &self.state
+        &self.0
     }
 }
 
 /// Exclusive access to a blob's map: no I/O runs.
 struct WriteGate<'a> {
-    shared: &'a Shared,
-    _freeze: Vec<RwLockWriteGuard<'a, ()>>,
+    shards: Vec<RwLockWriteGuard<'a, Arc<MapState>>>,
     cur: Arc<MapState>,
 }
 
@@ -262,7 +256,9 @@ impl WriteGate<'_> {
         let mut next = self.cur.duplicate();
         f(&mut next);
         let next = Arc::new(next);
-        self.shared.state.store(next.clone());
+        for s in self.shards.iter_mut() {
+            **s = next.clone();
+        }
         self.cur = next;
     }
 }
@@ -275,48 +271,41 @@ impl Shared {
         thin: bool,
         parent: Option<Arc<Shared>>,
     ) -> Arc<Self> {
+        let state = Arc::new(MapState {
+            map: map.into_iter().map(AtomicU32::new).collect(),
+            num_clusters,
+            parent,
+            thin,
+        });
         Arc::new(Shared {
             id,
-            freeze: (0..GATE_SHARDS).map(|_| GateShard::default()).collect(),
-            state: ArcSwap::from_pointee(MapState {
-                map: map.into_iter().map(AtomicU32::new).collect(),
-                num_clusters,
-                parent,
-                thin,
-            }),
+            gate: (0..GATE_SHARDS)
+                .map(|_| GateShard(RwLock::new(state.clone())))
+                .collect(),
             data_ro: AtomicBool::new(false),
             md_ro: AtomicBool::new(false),
             busy: AtomicBool::new(false),
         })
     }
     fn read(&self) -> ReadGate<'_> {
-        let f = self.freeze[my_shard()]
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        ReadGate {
-            _freeze: f,
-            state: self.state.load(),
-        }
+        ReadGate(
+            self.gate[my_shard()]
+                .0
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
     fn try_read(&self) -> Option<ReadGate<'_>> {
-        let f = self.freeze[my_shard()].0.try_read().ok()?;
-        Some(ReadGate {
-            _freeze: f,
-            state: self.state.load(),
-        })
+        self.gate[my_shard()].0.try_read().ok().map(ReadGate)
     }
     fn write(&self) -> WriteGate<'_> {
-        let f = self
-            .freeze
+        let shards: Vec<_> = self
+            .gate
             .iter()
             .map(|s| s.0.write().unwrap_or_else(|e| e.into_inner()))
             .collect();
-        WriteGate {
-            shared: self,
-            _freeze: f,
-            cur: self.state.load_full(),
-        }
+        let cur = shards[0].clone();
+        WriteGate { shards, cur }
     }
     fn try_busy(&self) -> Result<BusyGuard<'_>> {
         self.busy

@@ -303,26 +303,40 @@ fn main() -> Res<()> {
     }
     println!();
     println!("engine probe, raw file, QD32: io_uring (one thread) vs pread/pwrite (32 threads)");
+    println!("(median of {} alternating runs each)", args.rounds);
     for write in [false, true] {
         let name = if write { "randwrite" } else { "randread" };
-        let pos = run_qd(32, dur, |rng| {
-            let off = region_start + rng.gen_range(0..blocks) * 4096;
-            let mut buf = [0u8; 4096];
-            if write {
-                raw.write_all_at(&buf, off)
-            } else {
-                raw.read_exact_at(&mut buf, off)
+        let mut pos_runs = Vec::new();
+        let mut uring_runs = Vec::new();
+        let mut unavailable = None;
+        for _ in 0..args.rounds {
+            pos_runs.push(run_qd(32, dur, |rng| {
+                let off = region_start + rng.gen_range(0..blocks) * 4096;
+                let mut buf = [0u8; 4096];
+                if write {
+                    raw.write_all_at(&buf, off)
+                } else {
+                    raw.read_exact_at(&mut buf, off)
+                }
+            })?);
+            match uring::random_io(&raw, region_start, region_len, 32, dur, write) {
+                Ok(u) => uring_runs.push(u),
+                Err(e) => unavailable = Some(e),
             }
-        })?;
-        match uring::random_io(&raw, region_start, region_len, 32, dur, write) {
-            Ok(u) => println!(
-                "{:<22} io_uring {:>10.0}  positioned {:>10.0}  ({:.2}x)",
-                name,
-                u,
-                pos,
-                u / pos
-            ),
-            Err(e) => println!("{name:<22} io_uring unavailable here: {e}; positioned {pos:.0}"),
+        }
+        let pos = median(&mut pos_runs);
+        match unavailable {
+            None => {
+                let u = median(&mut uring_runs);
+                println!(
+                    "{:<22} io_uring {:>10.0}  positioned {:>10.0}  ({:.2}x)",
+                    name,
+                    u,
+                    pos,
+                    u / pos
+                );
+            }
+            Some(e) => println!("{name:<22} io_uring unavailable here: {e}; positioned {pos:.0}"),
         }
     }
     blob.close()?;
