@@ -12,6 +12,7 @@ cfgdir=$HVAB_ROOT/tools/testing/hv_azure_blob/configs
 [ -f "$cfgdir/$variant.config" ] || die "unknown kernel variant '$variant' (no $cfgdir/$variant.config)"
 ksrc=$(cat "$HVAB_CACHE/kernel-source" 2>/dev/null) || die "no kernel source: run 'make setup' first"
 O=$(hvab_kernel_dir "$variant")
+HVAB_KMAKE_FLAGS="$HVAB_KMAKE_FLAGS $(hvab_variant_flags "$variant")"
 if [ -f "$O/.hvab-built" ]; then
 	echo "$O"
 	exit 0

@@ -28,6 +28,14 @@ hvab_kernel_dir() {
 	local variant=$1 ver hash
 	ver=$(hvab_kernel_version)
 	hash=$(cat "$HVAB_ROOT/tools/testing/hv_azure_blob/configs/common.config" \
-		"$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$variant.config" | sha256sum | cut -c1-12)
+		"$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$variant.config" \
+		"$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$variant.make" 2>/dev/null | sha256sum | cut -c1-12)
 	echo "$HVAB_CACHE/build/linux-$ver-$variant-$hash"
+}
+
+# Extra make variables of a kernel variant (e.g. LLVM=-22: Rust with KASAN
+# needs a clang-built kernel). Modules for that kernel use the same.
+hvab_variant_flags() {
+	local f=$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$1.make
+	[ -f "$f" ] && cat "$f" || true
 }

@@ -13,7 +13,7 @@ set -euo pipefail
 APT="apt-get -o DPkg::Lock::Timeout=900 -q"
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 
-PKGS="rustc-web rust-web-src libclang-22-dev flex bison bc libelf-dev libssl-dev cpio
+PKGS="rustc-web rust-web-src libclang-22-dev clang-22 lld-22 llvm-22 flex bison bc libelf-dev libssl-dev cpio
 busybox-static xz-utils zstd dwarves python3 kmod gcc make libc6-dev qemu-system-x86
 pkg-config"
 

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+# hv_azure_blob: top-level entry points.
+#
+#   make demo     boot the test guest with the host simulator and send a
+#                 request through /dev/azure_blob
+#   make check    every test: userspace (fmt, clippy, cargo test, the
+#                 helpers' suites) and the guest suites on the main and the
+#                 debug (KASAN, lockdep, kmemleak) kernels
+#   make setup    install the toolchain and fetch the kernel source (cached)
+#   make modules  build hv_azure_blob.ko against $(KDIR) (default: the test
+#                 bed's kernel), as any out-of-tree module: make -C $KDIR M=$PWD
+#
+# Everything big lives in $HVAB_CACHE (default ~/.cache/hv_azure_blob);
+# build products and logs of this checkout in out/.
+
+T := tools/testing/hv_azure_blob
+
+.PHONY: all setup kernel modules demo check guest-check guest-check-debug clean
+
+all: modules
+
+setup:
+	@bash $(T)/setup.sh
+
+kernel: setup
+	@bash $(T)/kernel.sh main >/dev/null
+
+modules: kernel
+	@bash -c '. $(T)/lib.sh; $(MAKE) -C "$${KDIR:-$$(hvab_kernel_dir main)}" M=$(CURDIR) $$HVAB_KMAKE_FLAGS modules'
+
+demo: kernel
+	@bash $(T)/run-guest.sh main demo
+
+check:
+	@bash $(T)/check.sh
+
+guest-check: kernel
+	@bash $(T)/run-guest.sh main selftest
+
+guest-check-debug: setup
+	@bash $(T)/run-guest.sh debug selftest
+
+clean:
+	@bash -c '. $(T)/lib.sh; k=$$(hvab_kernel_dir main); [ -d "$$k" ] && $(MAKE) -C "$$k" M=$(CURDIR) clean >/dev/null; $(MAKE) -C "$$k" M=$(CURDIR)/tools/testing/vmbus_sim clean >/dev/null; true'
+	rm -rf out target

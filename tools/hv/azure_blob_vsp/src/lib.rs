@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+//! The Azure Blob VSP simulator: the host side of the simulated VMBus.
+//!
+//! Layers, bottom up: [`guest_ram`] (checked access to guest memory by GPA),
+//! [`ring`] (VMBus rings, host view), [`vsp`] (request validation, the
+//! request handler and the per-channel server), [`control`] (the simulated
+//! VMBus control page), [`ivshmem`] (the ivshmem server protocol spoken to
+//! QEMU), [`host`] (offers, opens, closes, rescinds and the control socket).
+
+// Tests may unwrap: a failed unwrap is a failed test.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod control;
+pub mod doorbell;
+pub mod guest_ram;
+pub mod host;
+pub mod ivshmem;
+pub mod ring;
+pub mod vsp;

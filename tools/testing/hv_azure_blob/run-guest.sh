@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# usage: run-guest.sh VARIANT MODE      VARIANT = main|debug, MODE = selftest|demo
+#
+# Builds the modules for the variant's kernel, the static guest programs and
+# the host simulator; boots the guest under QEMU (TCG) with its RAM shared
+# with the simulator and an ivshmem-doorbell device for the simulated VMBus;
+# collects the results from the serial console. Fails on any failed test and
+# on any WARNING, BUG, Oops, KASAN, lockdep or kmemleak report in the guest log.
+# Logs stay in out/logs/VARIANT-MODE-TIME/ (the last one also as out/logs/latest).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+variant=${1:?usage: run-guest.sh main|debug selftest|demo}
+mode=${2:-selftest}
+O=$(hvab_kernel_dir "$variant")
+[ -f "$O/.hvab-built" ] || O=$("$HVAB_ROOT/tools/testing/hv_azure_blob/kernel.sh" "$variant")
+kflags="$HVAB_KMAKE_FLAGS $(hvab_variant_flags "$variant")"
+out=$HVAB_OUT/$variant
+logs=$HVAB_OUT/logs/$variant-$mode-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out" "$logs"
+ln -sfn "$logs" "$HVAB_OUT/logs/latest"
+
+# 1. Modules: the product module against the real hv_vmbus exports of this
+#    kernel (modpost checks them), and the simulated bus. Warnings fail the build.
+build_module() { # DIR KO
+	local dir=$1 ko=$2 name log
+	name=$(basename "$ko" .ko)
+	log=$logs/build-$name.log
+	if ! make -C "$O" M="$dir" $kflags W=1 modules >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		die "building $name failed (see $log)"
+	fi
+	if grep -E '(^|[^-])(warning|error)(\[|:)' "$log" >&2; then
+		die "building $name gave warnings (see $log)"
+	fi
+	cp "$dir/$ko" "$out/"
+}
+say "building hv_azure_blob.ko and vmbus_sim.ko for the $variant kernel"
+build_module "$HVAB_ROOT" drivers/hv/azure_blob/hv_azure_blob.ko
+build_module "$HVAB_ROOT/tools/testing/vmbus_sim" vmbus_sim.ko
+modinfo -F depends "$out/hv_azure_blob.ko" | grep -qx hv_vmbus ||
+	die "hv_azure_blob.ko was not linked against hv_vmbus's exports"
+
+# 2. Static guest programs and the host simulator.
+say "building the guest programs (static) and the host simulator"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --locked \
+	--target x86_64-unknown-linux-gnu --target-dir "$HVAB_OUT/guest-target" \
+	-p hv_azure_blob_selftests >"$logs/build-guest.log" 2>&1 ||
+	{ tail -n 30 "$logs/build-guest.log" >&2; die "building the guest programs failed"; }
+gbin=$HVAB_OUT/guest-target/x86_64-unknown-linux-gnu/release
+gcc -static -O2 -Wall -Werror -I "$HVAB_ROOT/include/uapi" -o "$out/azure_blob_raw" \
+	"$HVAB_ROOT/samples/hv_azure_blob/azure_blob_raw.c" 2>"$logs/build-samples.log" ||
+	{ cat "$logs/build-samples.log" >&2; die "building the C sample failed"; }
+cargo build -q --release --locked -p azure_blob_vsp >"$logs/build-vsp.log" 2>&1 ||
+	{ tail -n 30 "$logs/build-vsp.log" >&2; die "building the host simulator failed"; }
+vsp=$HVAB_ROOT/target/release/azure-blob-vsp
+
+"$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
+	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" -- \
+	"$gbin/azure_blob_selftest" "$out/azure_blob_raw"
+
+# 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
+#    (below 2.75 GiB on q35, a file offset is the guest physical address).
+mem=512
+[ "$variant" = debug ] && mem=1024
+run=$(mktemp -d /dev/shm/hvab-run.XXXXXX)
+vsp_pid=
+cleanup() {
+	[ -n "$vsp_pid" ] && kill "$vsp_pid" 2>/dev/null && wait "$vsp_pid" 2>/dev/null
+	rm -rf "$run"
+}
+trap cleanup EXIT
+truncate -s ${mem}M "$run/guest-ram"
+"$vsp" --ivshmem-socket "$run/ivsh.sock" --guest-ram "$run/guest-ram" \
+	--control-socket "$run/ctl.sock" >"$logs/vsp.log" 2>&1 &
+vsp_pid=$!
+for _ in $(seq 1 100); do [ -S "$run/ivsh.sock" ] && [ -S "$run/ctl.sock" ] && break; sleep 0.05; done
+[ -S "$run/ivsh.sock" ] || { cat "$logs/vsp.log" >&2; die "the host simulator did not start"; }
+
+say "booting the $variant guest ($mode) under QEMU TCG; serial log: $logs/serial.log"
+start=$(date +%s.%N)
+timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m ${mem}M -nodefaults -display none -no-reboot \
+	-chardev stdio,id=con,signal=off -device isa-serial,chardev=con,index=0 \
+	-object memory-backend-file,id=mem,size=${mem}M,mem-path="$run/guest-ram",share=on \
+	-machine q35,memory-backend=mem \
+	-chardev socket,id=ivsh,path="$run/ivsh.sock" \
+	-device ivshmem-doorbell,chardev=ivsh,vectors=5 \
+	-chardev socket,id=ctl,path="$run/ctl.sock" -device isa-serial,chardev=ctl,index=1 \
+	-kernel "$O/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
+	-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=0 hvab.mode=$mode" \
+	</dev/null >"$logs/serial.log" 2>&1 || say "QEMU exited with status $?"
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+kill "$vsp_pid" 2>/dev/null || true
+
+# 4. Results.
+if [ "$mode" = demo ]; then
+	echo "What happened in the guest:"
+	grep -aE '^(HVAB: |sent |the host answered|azure_blob_raw: )' "$logs/serial.log" | sed 's/^HVAB: //; s/^/  /'
+	echo "What the host simulator did:"
+	sed 's/\x1b\[[0-9;]*m//g' "$logs/vsp.log" | grep -aE 'INFO|WARN|ERROR' | sed 's/^[^ ]* *//; s/^/  /' | head -n 20
+fi
+"$HVAB_ROOT/tools/testing/hv_azure_blob/check-log.sh" "$logs/serial.log" "$variant $mode" "$secs"
