@@ -208,7 +208,9 @@ impl Blobstore {
                             "{m} (load with force_recover, e.g. `blobcli DEV recover`, to drop it)"
                         )))
                     }
-                    Err(Error::Format(_)) => {}
+                    Err(Error::Format(m)) => {
+                        tracing::warn!("recovery drops blob {id:#x}: {m}");
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -344,6 +346,15 @@ impl Blobstore {
             };
             let sg = shared.write();
             let keep = if tmp.is_some() { done } else { !done };
+            tracing::info!(
+                "load: interrupted snapshot {} of {sid:#x}: {}",
+                if tmp.is_some() { "creation" } else { "removal" },
+                if keep {
+                    "keeping the snapshot"
+                } else {
+                    "deleting the snapshot"
+                }
+            );
             if keep {
                 if let Some(b) = md.blobs.get_mut(&sid) {
                     b.internal_remove(XATTR_SNAPSHOT_IN_PROGRESS);
