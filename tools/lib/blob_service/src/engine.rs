@@ -813,8 +813,9 @@ impl BlobService {
             for i in inc.split(',').filter(|s| !s.is_empty()) {
                 match i {
                     "metadata" => with_meta = true,
+                    // Nothing here has snapshots, copies, soft-deleted data, versions, tags or
+                    // policies, so these add nothing to a listing.
                     "snapshots"
-                    | "uncommittedblobs"
                     | "copy"
                     | "deleted"
                     | "tags"
@@ -822,6 +823,12 @@ impl BlobService {
                     | "immutabilitypolicy"
                     | "legalhold"
                     | "deletedwithversions" => {}
+                    "uncommittedblobs" => {
+                        return Err(ServiceError::with_detail(
+                            ErrorCode::NotImplemented,
+                            "include=uncommittedblobs",
+                        ))
+                    }
                     _ => return Err(bad_query("include")),
                 }
             }
