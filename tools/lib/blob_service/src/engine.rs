@@ -41,6 +41,8 @@ pub const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 pub const MAX_LIST_RESULTS: usize = 5000;
 /// The `x-ms-version` answered when the request names none.
 pub const DEFAULT_VERSION: &str = "2025-11-05";
+/// How far a signed request's date may be from the service's clock.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Size of the chunks bodies are streamed in.
 pub const CHUNK: usize = 1024 * 1024;
 
@@ -566,11 +568,23 @@ impl BlobService {
             &head.raw_query,
             &head.headers,
         );
-        if auth::verify(account, authz, &sts) {
-            Ok(())
-        } else {
-            Err(failed("signature mismatch"))
+        if !auth::verify(account, authz, &sts) {
+            return Err(failed("signature mismatch"));
         }
+        // A signed request carries its date; one outside the window is refused (replays).
+        let date = head
+            .header("x-ms-date")
+            .or_else(|| head.header("date"))
+            .ok_or_else(|| failed("no x-ms-date or Date header"))?;
+        let date = httpdate::parse_http_date(date).map_err(|_| failed("unreadable date"))?;
+        let skew = match now().duration_since(date) {
+            Ok(d) => d,
+            Err(e) => e.duration(),
+        };
+        if skew > MAX_CLOCK_SKEW {
+            return Err(failed("request date outside the 15 minute window"));
+        }
+        Ok(())
     }
 
     fn dispatch(&self, req: Request<'_>, door: Door) -> SResult<Response> {
