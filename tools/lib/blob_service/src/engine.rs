@@ -41,6 +41,8 @@ pub const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 pub const MAX_LIST_RESULTS: usize = 5000;
 /// The `x-ms-version` answered when the request names none.
 pub const DEFAULT_VERSION: &str = "2025-11-05";
+/// Largest total size of metadata names and values (8 KiB).
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// How far a signed request's date may be from the service's clock.
 pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Size of the chunks bodies are streamed in.
@@ -177,6 +179,10 @@ impl Ctx<'_> {
                 }
                 out.push((key.to_string(), v.clone()));
             }
+        }
+        let size: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_METADATA_BYTES {
+            return Err(err(ErrorCode::MetadataTooLarge));
         }
         Ok(out)
     }
