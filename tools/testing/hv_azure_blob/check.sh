@@ -17,7 +17,7 @@ step() {
 	local name=$1; shift
 	local log=$logdir/$name.log t0=$(date +%s) rc p f
 	say "== $name"
-	"$@" 2>&1 | tee "$log" | grep -E --line-buffered '^\[..:..:..\]|test result:|passed, .* failed|^error|FAILED|panicked' | grep -v '^\s*$' || true
+	"$@" 2>&1 | tee "$log" | grep -E --line-buffered '^\[..:..:..\]|passed, .* failed|^error|FAILED|panicked'
 	rc=${PIPESTATUS[0]}
 	p=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{p+=$4; f+=$6} END {print p+0}')
 	f=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{p+=$4; f+=$6} END {print f+0}')

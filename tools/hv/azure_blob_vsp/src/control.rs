@@ -197,7 +197,7 @@ impl ControlPage {
         }
     }
 
-    /// The first `n` entries of ring_pfn[] (n <= VMBUS_SIM_MAX_RING_PFNS).
+    /// The first `n` entries of `ring_pfn[]` (at most `VMBUS_SIM_MAX_RING_PFNS`).
     pub fn ring_pfns(&self, ch: usize, n: usize) -> Vec<u64> {
         let base = Self::chan(ch, chan_field::RING_PFN) as u64;
         (0..n.min(VMBUS_SIM_MAX_RING_PFNS))
@@ -209,12 +209,22 @@ impl ControlPage {
             .collect()
     }
 
+    /// Test and guest-emulation access: any u32 of the page by byte offset.
+    pub fn raw_load(&self, off: usize) -> u32 {
+        self.load(off)
+    }
+
+    /// Test and guest-emulation access: writes any u32 of the page.
+    pub fn raw_store(&self, off: usize, val: u32) {
+        self.store(off, val)
+    }
+
     /// Test and guest-emulation access: writes a guest-owned u32 field.
     pub fn guest_store(&self, ch: usize, field: usize, val: u32) {
         self.store(Self::chan(ch, field), val);
     }
 
-    /// Test and guest-emulation access: writes ring_pfn[i].
+    /// Test and guest-emulation access: writes `ring_pfn[i]`.
     pub fn guest_store_pfn(&self, ch: usize, i: usize, pfn: u64) {
         let off = Self::chan(ch, chan_field::RING_PFN) + 8 * i.min(VMBUS_SIM_MAX_RING_PFNS - 1);
         if let Err(e) = self.mem.store_u64(off as u64, pfn, Ordering::Release) {

@@ -337,6 +337,44 @@ mod tests {
     }
 
     #[test]
+    fn q35_layout_above_2_75_gib_puts_the_rest_at_4_gib() {
+        // A sparse 3 GiB file: the first 2 GiB at GPA 0, the last 1 GiB at
+        // GPA 4 GiB (file offset 2 GiB), nothing in between.
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(3 << 30).unwrap();
+        let ram = GuestRam::from_file(f.path()).unwrap();
+        ram.write((4u64 << 30) + 0x1000, b"high").unwrap();
+        ram.write(0x1000, b"low").unwrap();
+        let mut b = [0u8; 4];
+        let file = std::fs::File::open(f.path()).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut b, (2u64 << 30) + 0x1000).unwrap();
+        assert_eq!(&b, b"high");
+        assert!(
+            ram.check(2 << 30, 1).is_err(),
+            "the hole below 4 GiB is not RAM"
+        );
+        assert!(ram.check((2 << 30) - 4096, 4096).is_ok());
+        assert!(ram.check((4u64 << 30) + (1 << 30) - 4096, 4096).is_ok());
+        assert!(ram.check((4u64 << 30) + (1 << 30), 1).is_err());
+        // A range may not straddle the hole.
+        assert!(ram.check((2 << 30) - 8, 16).is_err());
+    }
+
+    #[test]
+    fn q35_layout_below_2_75_gib_is_identity() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(0xb000_0000 - 4096).unwrap();
+        let ram = GuestRam::from_file(f.path()).unwrap();
+        assert!(ram.check(0xb000_0000 - 8192, 4096).is_ok());
+        assert!(ram.check(0xb000_0000 - 4096, 1).is_err());
+        ram.write(0xa000_0000, b"x").unwrap();
+        let mut b = [0u8; 1];
+        let file = std::fs::File::open(f.path()).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut b, 0xa000_0000).unwrap();
+        assert_eq!(&b, b"x");
+    }
+
+    #[test]
     fn file_backed_ram_is_shared_and_sized() {
         let f = tempfile::NamedTempFile::new().unwrap();
         f.as_file().set_len(1 << 20).unwrap();

@@ -48,6 +48,8 @@ pub type HandlerFactory = Box<dyn Fn(usize) -> Box<dyn RequestHandler> + Send + 
 struct Worker {
     shared: Arc<ChannelShared>,
     thread: JoinHandle<()>,
+    /// The worker's doorbell, rung to make it notice its stop flag at once.
+    kick: Arc<Doorbell>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +76,8 @@ pub struct Host {
     inner: Mutex<Inner>,
     /// How long a rescind waits for the channel's pending requests.
     pub rescind_timeout: Duration,
+    /// How long an offer waits for the guest to close a rescinded channel.
+    pub close_wait: Duration,
 }
 
 impl std::fmt::Debug for Host {
@@ -137,6 +141,7 @@ impl Host {
             handlers,
             inner: Mutex::new(inner),
             rescind_timeout: Duration::from_secs(10),
+            close_wait: Duration::from_secs(10),
         })
     }
 
@@ -154,8 +159,43 @@ impl Host {
     }
 
     /// Offers a device on `ch`, or on the first free channel.
+    ///
+    /// A channel that was rescinded while the guest had it open can be
+    /// offered again only once the guest has closed it (the guest may still
+    /// be tearing the old device down): the offer waits for that close, up
+    /// to [`Host::close_wait`].
     pub fn offer(&self, ch: Option<usize>) -> Result<String, String> {
-        let mut inner = self.lock();
+        let deadline = Instant::now() + self.close_wait;
+        let mut waited = false;
+        let mut inner = loop {
+            let inner = self.lock();
+            let busy = match ch {
+                Some(c) => inner
+                    .slots
+                    .get(c)
+                    .is_some_and(|s| !s.offered && s.worker.is_some()),
+                None => false,
+            };
+            if !busy {
+                break inner;
+            }
+            drop(inner);
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "channel {} was rescinded but the guest has not closed it within {:?}",
+                    ch.unwrap_or_default(),
+                    self.close_wait
+                ));
+            }
+            if !waited {
+                tracing::info!(
+                    "offer of channel {}: waiting for the guest to close the rescinded channel",
+                    ch.unwrap_or_default()
+                );
+                waited = true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let ch = match ch {
             Some(c) => c,
             None => inner
@@ -170,11 +210,6 @@ impl Host {
             .ok_or_else(|| format!("no channel {ch} (0..{NR_CHANNELS})"))?;
         if slot.offered {
             return Err(format!("channel {ch} is already offered"));
-        }
-        if slot.worker.is_some() {
-            return Err(format!(
-                "channel {ch} was rescinded but the guest has not closed it yet"
-            ));
         }
         let instance = random_instance();
         self.ctl.offer(ch, &HV_AZURE_BLOB_GUID, &instance);
@@ -249,7 +284,11 @@ impl Host {
         if !slot.offered {
             return Err(format!("channel {ch} is not offered"));
         }
-        let completed = slot.stats.served.load(Ordering::Relaxed) - served_before;
+        let completed = slot
+            .stats
+            .served
+            .load(Ordering::Relaxed)
+            .saturating_sub(served_before);
         self.ctl.rescind(ch);
         slot.offered = false;
         drop(inner);
@@ -319,6 +358,7 @@ impl Host {
     fn stop_worker(slot: &mut Slot) {
         if let Some(w) = slot.worker.take() {
             w.shared.stop.store(true, Ordering::Release);
+            w.kick.ring();
             if w.thread.join().is_err() {
                 tracing::error!("a channel worker panicked");
             }
@@ -383,7 +423,11 @@ impl Host {
                 return EIO;
             }
         };
-        slot.worker = Some(Worker { shared, thread });
+        slot.worker = Some(Worker {
+            shared,
+            thread,
+            kick: self.to_host[1 + ch].clone(),
+        });
         tracing::info!(
             "channel {ch} opened: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
             send_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),
@@ -401,7 +445,7 @@ impl Host {
         if gen != inner.guest_gen {
             inner.guest_gen = gen;
             tracing::info!(
-                "guest bus driver (re)started: guest_gen {gen}, ivshmem IVPosition {}",
+                "guest attached: bus driver (re)started with guest_gen {gen}, ivshmem IVPosition {}",
                 self.ctl.guest_id()
             );
             for (ch, slot) in inner.slots.iter_mut().enumerate() {
@@ -505,13 +549,35 @@ impl Host {
     }
 }
 
+/// Something that answers control-socket commands.
+pub trait CommandTarget {
+    /// Runs one command line (without its line ending).
+    fn handle_command(&self, line: &str) -> CommandOutcome;
+}
+
+impl CommandTarget for Host {
+    fn handle_command(&self, line: &str) -> CommandOutcome {
+        Host::handle_command(self, line)
+    }
+}
+
+/// True for a line that is one of our own answers (`ok ...`, `err ...`).
+fn is_echoed_reply(line: &str) -> bool {
+    matches!(line.split_whitespace().next(), Some("ok" | "err"))
+}
+
 /// Longest accepted command line.
 pub const MAX_LINE: usize = 1024;
 
 /// Serves one control-socket client: reads lines (ending in `\n` or
-/// `\r\n`; empty lines ignored), answers each with one line. Calls `on_quit`
+/// `\r\n`; empty lines and lines that are our own answers, echoed back by a
+/// guest tty, are ignored), answers each with one line. Calls `on_quit`
 /// after answering `quit`. Returns when the client disconnects.
-pub fn serve_control_client<S: Read + Write>(host: &Host, mut stream: S, on_quit: &dyn Fn()) {
+pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
+    host: &T,
+    mut stream: S,
+    on_quit: &dyn Fn(),
+) {
     let mut line: Vec<u8> = Vec::new();
     let mut too_long = false;
     let mut buf = [0u8; 512];
@@ -537,6 +603,11 @@ pub fn serve_control_client<S: Read + Write>(host: &Host, mut stream: S, on_quit
                     quit: false,
                 }
             } else if text.is_empty() {
+                continue;
+            } else if is_echoed_reply(&text) {
+                // A guest tty with ECHO on sends our answers back; answering
+                // them would ping-pong forever.
+                tracing::debug!("ignoring an echoed answer: {text}");
                 continue;
             } else {
                 tracing::info!("control command: {text}");

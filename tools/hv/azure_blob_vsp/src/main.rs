@@ -6,13 +6,15 @@
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
-use azure_blob_vsp::host::{serve_control_client, Host, RamSource, NR_CHANNELS, NR_VECTORS};
+use azure_blob_vsp::host::{
+    serve_control_client, CommandOutcome, CommandTarget, Host, RamSource, NR_CHANNELS, NR_VECTORS,
+};
 use azure_blob_vsp::ivshmem::IvshmemResources;
 use azure_blob_vsp::vsp::{EchoHandler, RequestHandler};
 
@@ -29,9 +31,75 @@ struct Args {
     /// UNIX socket for control commands (offer, rescind, status, quit).
     #[arg(long, value_name = "PATH")]
     control_socket: PathBuf,
-    /// Devices to offer at start.
+    /// Devices to offer at start (and to every new QEMU).
     #[arg(long, value_name = "N", default_value_t = 1)]
     offer: usize,
+}
+
+/// One VM's worth of host state: the shared memory and doorbells handed to
+/// one QEMU, the host on them, and its control-vector thread.
+struct Session {
+    res: Arc<IvshmemResources>,
+    host: Arc<Host>,
+    stop: Arc<AtomicBool>,
+    /// A QEMU has been given this session's fds.
+    used: AtomicBool,
+}
+
+impl Session {
+    fn new(args: &Args) -> Result<Self> {
+        let res = Arc::new(IvshmemResources::new(NR_VECTORS).context("creating memfd/eventfds")?);
+        let shm = res.shm.try_clone().context("dup of the shared memory fd")?;
+        let ctl = ControlPage::from_fd(shm).context("mapping the control page")?;
+        let factory = Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) });
+        let host = Arc::new(
+            Host::new(
+                ctl,
+                res.to_host.clone(),
+                res.to_guest.clone(),
+                RamSource::File(args.guest_ram.clone()),
+                factory,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
+        for _ in 0..args.offer {
+            host.offer(None).map_err(anyhow::Error::msg)?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let host = host.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("control-vector".into())
+                .spawn(move || host.run_control_loop(&stop))?;
+        }
+        Ok(Self {
+            res,
+            host,
+            stop,
+            used: AtomicBool::new(false),
+        })
+    }
+
+    fn end(&self, why: &str) {
+        self.stop.store(true, Ordering::Release);
+        self.host.stop_all(why);
+    }
+}
+
+/// The current session; replaced when a new QEMU connects after one left.
+struct Current(Mutex<Arc<Session>>);
+
+impl Current {
+    fn get(&self) -> Arc<Session> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl CommandTarget for Current {
+    fn handle_command(&self, line: &str) -> CommandOutcome {
+        self.get().host.handle_command(line)
+    }
 }
 
 fn bind(path: &Path) -> Result<UnixListener> {
@@ -41,7 +109,7 @@ fn bind(path: &Path) -> Result<UnixListener> {
     UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
 }
 
-fn serve_qemu(listener: UnixListener, res: Arc<IvshmemResources>, host: Arc<Host>) {
+fn serve_qemu(listener: UnixListener, current: Arc<Current>, args: Arc<Args>) {
     let connected = Arc::new(AtomicBool::new(false));
     for conn in listener.incoming() {
         let conn = match conn {
@@ -55,26 +123,48 @@ fn serve_qemu(listener: UnixListener, res: Arc<IvshmemResources>, host: Arc<Host
             tracing::warn!("a second client connected to the ivshmem socket: refused");
             continue;
         }
-        if let Err(e) = res.send_setup(&conn) {
+        let mut session = current.get();
+        if session.used.load(Ordering::Acquire) {
+            // A new VM: fresh shared memory, doorbells and offers, so that
+            // nothing of the previous guest's control page carries over.
+            match Session::new(&args) {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    let old = std::mem::replace(
+                        &mut *current.0.lock().unwrap_or_else(|e| e.into_inner()),
+                        s.clone(),
+                    );
+                    old.end("replaced by a new QEMU session");
+                    session = s;
+                    tracing::info!("new QEMU session: fresh control page and doorbells");
+                }
+                Err(e) => {
+                    tracing::error!("cannot create a session for the new QEMU: {e:#}");
+                    connected.store(false, Ordering::Release);
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = session.res.send_setup(&conn) {
             tracing::error!("ivshmem setup to QEMU failed: {e}");
             connected.store(false, Ordering::Release);
             continue;
         }
+        session.used.store(true, Ordering::Release);
         tracing::info!(
             "QEMU connected: sent ivshmem setup (guest id 1, host peer 0, {NR_VECTORS} vectors, {SHM_SIZE} bytes shared memory)"
         );
         let connected = connected.clone();
-        let host = host.clone();
         let spawned = std::thread::Builder::new()
             .name("qemu-conn".into())
-            .spawn(move || watch_qemu(conn, &host, &connected));
+            .spawn(move || watch_qemu(conn, &session, &connected));
         if let Err(e) = spawned {
             tracing::error!("cannot watch the QEMU connection: {e}");
         }
     }
 }
 
-fn watch_qemu(mut conn: UnixStream, host: &Host, connected: &AtomicBool) {
+fn watch_qemu(mut conn: UnixStream, session: &Session, connected: &AtomicBool) {
     let mut buf = [0u8; 64];
     loop {
         match std::io::Read::read(&mut conn, &mut buf) {
@@ -83,14 +173,15 @@ fn watch_qemu(mut conn: UnixStream, host: &Host, connected: &AtomicBool) {
         }
     }
     tracing::info!("QEMU disconnected from the ivshmem socket");
-    host.stop_all("QEMU disconnected");
+    session.host.stop_all("QEMU disconnected");
     connected.store(false, Ordering::Release);
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let args = Arc::new(Args::parse());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -103,24 +194,7 @@ fn main() -> Result<()> {
         );
     }
 
-    let res = Arc::new(IvshmemResources::new(NR_VECTORS).context("creating memfd/eventfds")?);
-    let shm = res.shm.try_clone().context("dup of the shared memory fd")?;
-    let ctl = ControlPage::from_fd(shm).context("mapping the control page")?;
-    let factory = Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) });
-    let host = Arc::new(
-        Host::new(
-            ctl,
-            res.to_host.clone(),
-            res.to_guest.clone(),
-            RamSource::File(args.guest_ram.clone()),
-            factory,
-        )
-        .map_err(anyhow::Error::msg)?,
-    );
-    for _ in 0..args.offer {
-        host.offer(None).map_err(anyhow::Error::msg)?;
-    }
-
+    let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(&args)?))));
     let qemu_listener = bind(&args.ivshmem_socket)?;
     let ctl_listener = bind(&args.control_socket)?;
     tracing::info!(
@@ -130,38 +204,31 @@ fn main() -> Result<()> {
         args.guest_ram.display()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     let (quit_tx, quit_rx) = mpsc::channel::<()>();
-
     {
-        let host = host.clone();
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("control-vector".into())
-            .spawn(move || host.run_control_loop(&stop))?;
-    }
-    {
-        let host = host.clone();
-        let res = res.clone();
+        let current = current.clone();
+        let args = args.clone();
         std::thread::Builder::new()
             .name("ivshmem-server".into())
-            .spawn(move || serve_qemu(qemu_listener, res, host))?;
+            .spawn(move || serve_qemu(qemu_listener, current, args))?;
     }
     {
-        let host = host.clone();
+        let current = current.clone();
         std::thread::Builder::new()
             .name("control-socket".into())
             .spawn(move || {
                 for conn in ctl_listener.incoming() {
                     let Ok(conn) = conn else { continue };
-                    let host = host.clone();
+                    let current = current.clone();
                     let quit_tx = quit_tx.clone();
                     let r = std::thread::Builder::new()
                         .name("control-client".into())
                         .spawn(move || {
-                            serve_control_client(&host, conn, &|| {
+                            tracing::info!("control client connected");
+                            serve_control_client(&*current, conn, &|| {
                                 let _ = quit_tx.send(());
                             });
+                            tracing::info!("control client disconnected");
                         });
                     if let Err(e) = r {
                         tracing::warn!("cannot serve a control client: {e}");
@@ -173,8 +240,7 @@ fn main() -> Result<()> {
     // Wait for `quit`.
     let _ = quit_rx.recv();
     tracing::info!("quit requested: stopping");
-    stop.store(true, Ordering::Release);
-    host.stop_all("quit");
+    current.get().end("quit");
     let _ = std::fs::remove_file(&args.ivshmem_socket);
     let _ = std::fs::remove_file(&args.control_socket);
     Ok(())

@@ -156,6 +156,9 @@ impl IncomingRing {
         let mem = RingMem::new(ram, pfns)?;
         let read_index = mem.load_index(RING_READ_INDEX, "read_index")?;
         mem.load_index(RING_WRITE_INDEX, "write_index")?;
+        // The reader's field: start unmasked (a previous attachment may
+        // have stopped in the middle of a drain).
+        mem.store(RING_INTERRUPT_MASK, 0)?;
         Ok(Self { mem, read_index })
     }
 

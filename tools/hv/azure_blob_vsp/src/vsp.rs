@@ -4,15 +4,15 @@
 //! response and data into the guest's pages and completes the packet.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use hv_azure_blob_proto::{
     AzBlobCompletionPacket, AzBlobVspRequest, AzBlobVspResponse, GpaDirectHeader, GpaRange,
     VmPacketDescriptor, AZ_BLOB_DRIVER_USER_REQUEST, AZ_BLOB_MAX_PAGES,
-    AZ_BLOB_STATUS_BUFFER_TOO_SMALL, AZ_BLOB_STATUS_INVALID_ARG, HV_PAGE_SIZE,
-    VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VM_PKT_COMP, VM_PKT_DATA_USING_GPA_DIRECT,
-    VSP_PROTOCOL_VERSION_V1,
+    AZ_BLOB_STATUS_BUFFER_TOO_SMALL, AZ_BLOB_STATUS_INVALID_ARG, AZ_BLOB_STATUS_TIMEOUT,
+    HV_PAGE_SIZE, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VM_PKT_COMP,
+    VM_PKT_DATA_USING_GPA_DIRECT, VSP_PROTOCOL_VERSION_V1,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -284,35 +284,107 @@ impl Completion {
     }
 }
 
-/// Serves one packet: validates it, runs the handler, writes the buffers.
-/// Returns the completion and, for a rejected packet, the rule it broke.
+/// A valid request with its buffers copied out of guest memory, as handed
+/// to a handler thread.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedRequest {
+    /// The caller's 16-byte id.
+    pub transaction_id: [u8; 16],
+    /// Host-side timeout in ms (0 = none).
+    pub timeout_ms: u32,
+    /// The request buffer.
+    pub request: Vec<u8>,
+    /// The valid input bytes of the data buffer.
+    pub data_in: Vec<u8>,
+    /// Capacity of the response buffer.
+    pub response_capacity: u32,
+    /// Capacity of the data buffer.
+    pub data_capacity: u32,
+}
+
+impl OwnedRequest {
+    /// The borrowed view handlers get.
+    pub fn as_request(&self) -> Request<'_> {
+        Request {
+            transaction_id: self.transaction_id,
+            timeout_ms: self.timeout_ms,
+            request: &self.request,
+            data_in: &self.data_in,
+            response_capacity: self.response_capacity,
+            data_capacity: self.data_capacity,
+        }
+    }
+}
+
+/// What became of a request handed to a handler.
+#[derive(Debug)]
+pub enum HandlerOutcome {
+    /// The handler answered.
+    Reply(Reply),
+    /// `timeout_ms` passed first: completed with `AZ_BLOB_STATUS_TIMEOUT`,
+    /// nothing written; the handler's late answer is dropped.
+    TimedOut,
+    /// The handler is gone (it panicked): completed with
+    /// `AZ_BLOB_STATUS_TIMEOUT` ("the host gave up"), nothing written.
+    Failed,
+    /// The channel is being stopped: no completion is written.
+    Stopped,
+}
+
+/// Serves one packet with a direct, synchronous call of `handler` (no
+/// timeout). Returns the completion and, for a rejected packet, the rule it
+/// broke.
 pub fn serve_packet(
     pkt: &[u8],
     ram: &GuestRam,
     handler: &mut dyn RequestHandler,
 ) -> (Completion, Option<String>) {
+    let mut call = |r: OwnedRequest| HandlerOutcome::Reply(handler.handle(&r.as_request()));
+    match serve_packet_with(pkt, ram, &mut call) {
+        Some(done) => done,
+        // `call` never answers Stopped.
+        None => (
+            Completion {
+                trans_id: 0,
+                status: AZ_BLOB_STATUS_TIMEOUT,
+                response_len: 0,
+            },
+            None,
+        ),
+    }
+}
+
+/// Serves one packet: validates it, copies the request and the valid data
+/// out of guest memory, hands them to `call`, writes the answer into the
+/// guest's buffers. Returns the completion and, for a rejected packet, the
+/// rule it broke; `None` if the channel is stopping (no completion).
+pub fn serve_packet_with(
+    pkt: &[u8],
+    ram: &GuestRam,
+    call: &mut dyn FnMut(OwnedRequest) -> HandlerOutcome,
+) -> Option<(Completion, Option<String>)> {
     let valid = match validate(pkt, ram) {
         Ok(v) => v,
         Err(r) => {
-            return (
+            return Some((
                 Completion {
                     trans_id: r.trans_id,
                     status: AZ_BLOB_STATUS_INVALID_ARG,
                     response_len: 0,
                 },
                 Some(r.rule),
-            )
+            ))
         }
     };
     let fail = |rule: String| {
-        (
+        Some((
             Completion {
                 trans_id: valid.trans_id,
                 status: AZ_BLOB_STATUS_INVALID_ARG,
                 response_len: 0,
             },
             Some(rule),
-        )
+        ))
     };
     let span = PageSpan {
         pfns: &valid.pfns,
@@ -327,14 +399,35 @@ pub fn serve_packet(
     if let Err(e) = span.read(ram, r.data_buffer_offset.into(), &mut data_in) {
         return fail(format!("data buffer unreadable: {e}"));
     }
-    let reply = handler.handle(&Request {
+    let gave_up = |why: &str| {
+        tracing::warn!(
+            "request {} {why}: completed with status {AZ_BLOB_STATUS_TIMEOUT:#x}, nothing written",
+            valid.trans_id
+        );
+        Some((
+            Completion {
+                trans_id: valid.trans_id,
+                status: AZ_BLOB_STATUS_TIMEOUT,
+                response_len: 0,
+            },
+            None,
+        ))
+    };
+    let reply = match call(OwnedRequest {
         transaction_id: r.transaction_id,
         timeout_ms: r.timeout_ms,
-        request: &request,
-        data_in: &data_in,
+        request,
+        data_in,
         response_capacity: r.response_buffer_length,
         data_capacity: r.data_buffer_length,
-    });
+    }) {
+        HandlerOutcome::Reply(reply) => reply,
+        HandlerOutcome::TimedOut => {
+            return gave_up(&format!("timed out after {} ms", r.timeout_ms))
+        }
+        HandlerOutcome::Failed => return gave_up("failed: the request handler is gone"),
+        HandlerOutcome::Stopped => return None,
+    };
     let data_len = reply.data.len().min(r.data_buffer_length as usize);
     let resp_len = reply.response.len().min(r.response_buffer_length as usize);
     if data_len < reply.data.len() || resp_len < reply.response.len() {
@@ -352,14 +445,81 @@ pub fn serve_packet(
     ) {
         return fail(format!("response buffer unwritable: {e}"));
     }
-    (
+    Some((
         Completion {
             trans_id: valid.trans_id,
             status: reply.status,
             response_len: reply.response_len,
         },
         None,
-    )
+    ))
+}
+
+/// A channel's request handler, running in its own thread so that the VSP
+/// can give up on a request after its `timeout_ms`, as the real host does.
+/// Requests are handled one after another.
+pub struct HandlerThread {
+    tx: mpsc::Sender<(u64, OwnedRequest)>,
+    rx: mpsc::Receiver<(u64, Reply)>,
+    seq: u64,
+}
+
+impl std::fmt::Debug for HandlerThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerThread")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandlerThread {
+    /// Starts the thread. It ends when this object is dropped (once its
+    /// current request, if any, is done).
+    pub fn spawn(name: String, mut handler: Box<dyn RequestHandler>) -> std::io::Result<Self> {
+        let (tx, req_rx) = mpsc::channel::<(u64, OwnedRequest)>();
+        let (reply_tx, rx) = mpsc::channel::<(u64, Reply)>();
+        std::thread::Builder::new().name(name).spawn(move || {
+            while let Ok((seq, req)) = req_rx.recv() {
+                let reply = handler.handle(&req.as_request());
+                if reply_tx.send((seq, reply)).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Self { tx, rx, seq: 0 })
+    }
+
+    /// Hands `req` to the handler and waits for its answer, at most
+    /// `timeout_ms` (0 = no limit); checks `stop` every `poll`.
+    pub fn call(&mut self, req: OwnedRequest, stop: &AtomicBool, poll: Duration) -> HandlerOutcome {
+        self.seq += 1;
+        let seq = self.seq;
+        let limit = (req.timeout_ms != 0).then(|| Duration::from_millis(req.timeout_ms.into()));
+        if self.tx.send((seq, req)).is_err() {
+            return HandlerOutcome::Failed;
+        }
+        let start = Instant::now();
+        loop {
+            let wait = match limit {
+                Some(l) => l.saturating_sub(start.elapsed()).min(poll),
+                None => poll,
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok((s, reply)) if s == seq => return HandlerOutcome::Reply(reply),
+                // The late answer to a request that timed out: dropped.
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return HandlerOutcome::Failed,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if limit.is_some_and(|l| start.elapsed() >= l) {
+                        return HandlerOutcome::TimedOut;
+                    }
+                    if stop.load(Ordering::Acquire) {
+                        return HandlerOutcome::Stopped;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Counters of one channel, kept across opens.
@@ -400,8 +560,9 @@ pub enum ServeError {
     Stopped,
 }
 
-/// How long a worker sleeps between checks of its stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// How long a worker waits for a doorbell before it looks at its rings (and
+/// its stop flag) anyway.
+pub const DEFAULT_IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// One open channel, served by one thread.
 pub struct ChannelServer {
@@ -410,13 +571,14 @@ pub struct ChannelServer {
     ram: Arc<GuestRam>,
     incoming: IncomingRing,
     outgoing: OutgoingRing,
-    handler: Box<dyn RequestHandler>,
+    handler: HandlerThread,
     /// Rings the guest (its channel vector).
     to_guest: Arc<Doorbell>,
     /// Rung by the guest (its channel vector).
     from_guest: Arc<Doorbell>,
     shared: Arc<ChannelShared>,
     stats: Arc<ChannelStats>,
+    idle_poll: Duration,
 }
 
 impl std::fmt::Debug for ChannelServer {
@@ -444,6 +606,8 @@ impl ChannelServer {
     ) -> Result<Self, RingError> {
         let incoming = IncomingRing::new(ram.clone(), send_pfns)?;
         let outgoing = OutgoingRing::new(ram.clone(), recv_pfns)?;
+        let handler = HandlerThread::spawn(format!("vsp-ch{channel}-handler"), handler)
+            .map_err(|e| RingError::Layout(format!("cannot start the handler thread: {e}")))?;
         Ok(Self {
             channel,
             ram,
@@ -454,7 +618,15 @@ impl ChannelServer {
             from_guest,
             shared,
             stats,
+            idle_poll: DEFAULT_IDLE_POLL,
         })
+    }
+
+    /// Sets how long the worker waits for a doorbell before looking anyway.
+    /// Whoever sets the stop flag should also ring the guest->host doorbell
+    /// so that the worker notices at once.
+    pub fn set_idle_poll(&mut self, d: Duration) {
+        self.idle_poll = d;
     }
 
     fn stopping(&self) -> bool {
@@ -494,7 +666,7 @@ impl ChannelServer {
                     }
                     // The wait may swallow a "new request" doorbell; the
                     // caller drains the incoming ring afterwards anyway.
-                    self.from_guest.wait(POLL);
+                    self.from_guest.wait(self.idle_poll);
                 }
             }
         }
@@ -510,7 +682,11 @@ impl ChannelServer {
                 if self.incoming.commit()? {
                     self.signal_guest_writer();
                 }
-                let (c, rule) = serve_packet(&pkt, &self.ram, self.handler.as_mut());
+                let (handler, stop, poll) = (&mut self.handler, &self.shared.stop, self.idle_poll);
+                let mut call = |r: OwnedRequest| handler.call(r, stop, poll);
+                let Some((c, rule)) = serve_packet_with(&pkt, &self.ram, &mut call) else {
+                    return Err(ServeError::Stopped);
+                };
                 if let Some(rule) = rule {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -550,11 +726,28 @@ impl ChannelServer {
     /// The worker loop: drain, wait for the doorbell, repeat until stopped.
     /// A malformed ring stops the loop and marks the channel broken.
     pub fn run(mut self) {
+        let mut rang = true;
+        let mut warned = false;
         loop {
             let want = self.shared.drain_requested.load(Ordering::Acquire);
             match self.drain() {
-                Ok(_) => {
+                Ok(n) => {
                     self.shared.drained.store(want, Ordering::Release);
+                    if n > 0 && !rang {
+                        // Found by the periodic look, not by a doorbell.
+                        if !warned {
+                            tracing::warn!(
+                                "channel {}: {n} request(s) found without a doorbell (the guest may not signal as VMBus requires); served anyway",
+                                self.channel
+                            );
+                            warned = true;
+                        } else {
+                            tracing::debug!(
+                                "channel {}: {n} request(s) found without a doorbell",
+                                self.channel
+                            );
+                        }
+                    }
                 }
                 Err(ServeError::Stopped) => break,
                 Err(ServeError::Ring(e)) => {
@@ -570,7 +763,7 @@ impl ChannelServer {
             if self.stopping() {
                 break;
             }
-            self.from_guest.wait(POLL);
+            rang = self.from_guest.wait(self.idle_poll);
             if self.stopping() {
                 break;
             }
