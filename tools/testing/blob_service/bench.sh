@@ -10,7 +10,8 @@ set -euo pipefail
 # shellcheck source=tools/testing/blob_service/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/blob-service-bench.XXXXXX")
+mkdir -p "$ROOT/out"
+WORK=$(mktemp -d "$ROOT/out/blob-service-bench.XXXXXX")
 AZURITE_PID=
 HTTPD_PID=
 cleanup() {
