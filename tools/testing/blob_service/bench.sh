@@ -10,7 +10,8 @@ set -euo pipefail
 # shellcheck source=tools/testing/blob_service/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/blob-service-bench.XXXXXX")
+mkdir -p "$ROOT/out"
+WORK=$(mktemp -d "$ROOT/out/blob-service-bench.XXXXXX")
 AZURITE_PID=
 HTTPD_PID=
 cleanup() {
@@ -36,7 +37,7 @@ HTTPD_PID=$!
 HTTPD_PORT=$(wait_port_file "$WORK/httpd.port" "$HTTPD_PID") || die "azure-blob-httpd did not start"
 start_azurite
 say "ours on 127.0.0.1:$HTTPD_PORT, Azurite $AZURITE_VERSION on 127.0.0.1:$AZURITE_PORT"
-say "machine: $(nproc) cores; $(uname -r)"
+say "machine: $(nproc) cores; $(uname -r); load average $(cut -d" " -f1-3 /proc/loadavg)"
 
 "$ROOT/target/release/azure-blob-bench" \
 	--target "ours=127.0.0.1:$HTTPD_PORT" \

@@ -13,7 +13,9 @@ set -euo pipefail
 # shellcheck source=tools/testing/blob_service/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/blob-service-tests.XXXXXX")
+# Under the checkout's git-ignored out/ (not /tmp, which other jobs clean).
+mkdir -p "$ROOT/out"
+WORK=$(mktemp -d "$ROOT/out/blob-service-tests.XXXXXX")
 AZURITE_PID=
 HTTPD_PID=
 cleanup() {

@@ -15,7 +15,7 @@ echo "blobstore: cargo fmt --check"
 cargo fmt -p blobstore -- --check
 
 echo "blobstore: cargo clippy"
-cargo clippy -p blobstore --all-targets -- -D warnings
+cargo clippy -p blobstore --all-targets --locked -- -D warnings
 
 echo "blobstore: cargo test"
-cargo test -p blobstore --release
+cargo test -p blobstore --release --locked

@@ -199,9 +199,10 @@ fn watch_qemu(mut conn: UnixStream, session: &Session, connected: &AtomicBool) {
             Ok(_) => {}
         }
     }
+    // Free the slot first: a new QEMU may connect as soon as this one is gone.
+    connected.store(false, Ordering::Release);
     tracing::info!("QEMU disconnected from the ivshmem socket");
     session.host.stop_all("QEMU disconnected");
-    connected.store(false, Ordering::Release);
 }
 
 fn main() -> Result<()> {

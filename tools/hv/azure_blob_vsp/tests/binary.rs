@@ -36,6 +36,17 @@ fn fd_rang(fd: &std::os::fd::OwnedFd) -> bool {
     matches!(rustix::io::read(fd, &mut b), Ok(8))
 }
 
+/// The VSP process, killed if the test fails before it quits.
+struct Vsp(std::process::Child);
+impl Drop for Vsp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn connect(p: &Path) -> UnixStream {
     wait_for("the socket", || p.exists());
     UnixStream::connect(p).unwrap()
@@ -52,7 +63,7 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     let ivsh = dir.path().join("ivshmem.sock");
     let ctl = dir.path().join("control.sock");
     let log = dir.path().join("vsp.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
+    let mut child = Vsp(Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
         .arg("--ivshmem-socket")
         .arg(&ivsh)
         .arg("--guest-ram")
@@ -60,9 +71,11 @@ fn binary_serves_a_fake_qemu_end_to_end() {
         .arg("--control-socket")
         .arg(&ctl)
         .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
-        .unwrap();
+        .unwrap());
 
     // Fake QEMU.
     let qemu = connect(&ivsh);
@@ -184,7 +197,7 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     assert_eq!(ask("quit\n"), "ok quitting");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "the VSP did not exit on quit");

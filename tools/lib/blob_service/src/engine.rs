@@ -41,6 +41,10 @@ pub const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 pub const MAX_LIST_RESULTS: usize = 5000;
 /// The `x-ms-version` answered when the request names none.
 pub const DEFAULT_VERSION: &str = "2025-11-05";
+/// Largest total size of metadata names and values (8 KiB).
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// How far a signed request's date may be from the service's clock.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Size of the chunks bodies are streamed in.
 pub const CHUNK: usize = 1024 * 1024;
 
@@ -175,6 +179,10 @@ impl Ctx<'_> {
                 }
                 out.push((key.to_string(), v.clone()));
             }
+        }
+        let size: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_METADATA_BYTES {
+            return Err(err(ErrorCode::MetadataTooLarge));
         }
         Ok(out)
     }
@@ -566,11 +574,23 @@ impl BlobService {
             &head.raw_query,
             &head.headers,
         );
-        if auth::verify(account, authz, &sts) {
-            Ok(())
-        } else {
-            Err(failed("signature mismatch"))
+        if !auth::verify(account, authz, &sts) {
+            return Err(failed("signature mismatch"));
         }
+        // A signed request carries its date; one outside the window is refused (replays).
+        let date = head
+            .header("x-ms-date")
+            .or_else(|| head.header("date"))
+            .ok_or_else(|| failed("no x-ms-date or Date header"))?;
+        let date = httpdate::parse_http_date(date).map_err(|_| failed("unreadable date"))?;
+        let skew = match now().duration_since(date) {
+            Ok(d) => d,
+            Err(e) => e.duration(),
+        };
+        if skew > MAX_CLOCK_SKEW {
+            return Err(failed("request date outside the 15 minute window"));
+        }
+        Ok(())
     }
 
     fn dispatch(&self, req: Request<'_>, door: Door) -> SResult<Response> {
@@ -813,8 +833,9 @@ impl BlobService {
             for i in inc.split(',').filter(|s| !s.is_empty()) {
                 match i {
                     "metadata" => with_meta = true,
+                    // Nothing here has snapshots, copies, soft-deleted data, versions, tags or
+                    // policies, so these add nothing to a listing.
                     "snapshots"
-                    | "uncommittedblobs"
                     | "copy"
                     | "deleted"
                     | "tags"
@@ -822,6 +843,12 @@ impl BlobService {
                     | "immutabilitypolicy"
                     | "legalhold"
                     | "deletedwithversions" => {}
+                    "uncommittedblobs" => {
+                        return Err(ServiceError::with_detail(
+                            ErrorCode::NotImplemented,
+                            "include=uncommittedblobs",
+                        ))
+                    }
                     _ => return Err(bad_query("include")),
                 }
             }

@@ -38,6 +38,8 @@ pub enum ErrorCode {
     InvalidMetadata,
     /// 400: the body is shorter or longer than announced.
     InvalidContentLength,
+    /// 400: metadata names and values exceed 8 KiB.
+    MetadataTooLarge,
     /// 403: the signature does not verify.
     AuthenticationFailed,
     /// 404: container does not exist.
@@ -121,6 +123,7 @@ impl ErrorCode {
             | InvalidResourceName
             | InvalidMetadata
             | InvalidContentLength
+            | MetadataTooLarge
             | OutOfRangeQueryParameterValue => 400,
             NotModified => 304,
             AuthenticationFailed => 403,
@@ -171,6 +174,7 @@ impl ErrorCode {
             InvalidResourceName => "InvalidResourceName",
             InvalidMetadata => "InvalidMetadata",
             InvalidContentLength => "InvalidInput",
+            MetadataTooLarge => "MetadataTooLarge",
             AuthenticationFailed => "AuthenticationFailed",
             ContainerNotFound => "ContainerNotFound",
             BlobNotFound => "BlobNotFound",
@@ -226,6 +230,7 @@ impl ErrorCode {
             InvalidResourceName => "The specified resource name contains invalid characters.",
             InvalidMetadata => "The metadata specified is invalid. It has characters that are not permitted.",
             InvalidContentLength => "The request body length does not match the Content-Length header.",
+            MetadataTooLarge => "The size of the specified metadata exceeds the maximum size permitted.",
             AuthenticationFailed => "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
             ContainerNotFound => "The specified container does not exist.",
             BlobNotFound => "The specified blob does not exist.",

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod conformance;
 pub mod engine;
 pub mod error;
+pub mod file_storage;
 pub mod http;
 pub mod lease;
 pub mod server;
@@ -25,5 +26,6 @@ pub mod xml;
 
 pub use engine::{BlobService, Config, Door};
 pub use error::{ErrorCode, ServiceError};
+pub use file_storage::FileStorage;
 pub use storage::{MemoryStorage, Storage};
 pub use vsc::VscOutcome;

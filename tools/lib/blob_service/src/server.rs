@@ -211,6 +211,7 @@ fn framing_error(out: &mut TcpStream, e: ServiceError) -> std::io::Result<()> {
     r.header("Content-Length", n.to_string());
     r.header("Connection", "close");
     r.header("x-ms-request-id", uuid::Uuid::new_v4().to_string());
+    r.header("x-ms-version", crate::engine::DEFAULT_VERSION);
     r.header(
         "Date",
         httpdate::fmt_http_date(std::time::SystemTime::now()),

@@ -125,6 +125,7 @@ impl BlobService {
             r.header("Content-Length", n.to_string());
         }
         r.header("x-ms-request-id", uuid::Uuid::new_v4().to_string());
+        r.header("x-ms-version", crate::engine::DEFAULT_VERSION);
         r.header(
             "Date",
             httpdate::fmt_http_date(std::time::SystemTime::now()),

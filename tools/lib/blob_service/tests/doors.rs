@@ -106,3 +106,38 @@ fn http_door_answers_503_server_busy_past_its_connection_limit() {
     assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
     assert!(resp.contains("x-ms-error-code: ServerBusy"), "{resp}");
 }
+
+#[test]
+fn shared_key_requires_a_date_within_fifteen_minutes() {
+    use azure_blob_service::auth::{self, Account};
+    let config = Config {
+        vsc_shared_key: true,
+        ..Config::default()
+    };
+    let svc = BlobService::new(Arc::new(MemoryStorage::new()), config);
+    let account = Account::dev();
+    let signed = |date: Option<std::time::SystemTime>| {
+        let mut h: Vec<(String, String)> = vec![("x-ms-version".into(), "2021-10-04".into())];
+        if let Some(d) = date {
+            h.push(("x-ms-date".into(), httpdate::fmt_http_date(d)));
+        }
+        let path = "/devstoreaccount1/dated";
+        let sts = auth::string_to_sign("PUT", &account.name, path, "restype=container", &h);
+        h.push(("authorization".into(), auth::sign(&account, &sts)));
+        let mut head = format!("PUT {path}?restype=container HTTP/1.1\r\n");
+        for (n, v) in &h {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let o = svc.vsc_exchange(head.as_bytes(), b"", 1 << 16, 1 << 16);
+        String::from_utf8_lossy(&o.response).into_owned()
+    };
+    let now = std::time::SystemTime::now();
+    let hour = std::time::Duration::from_secs(3600);
+    for date in [None, Some(now - hour), Some(now + hour)] {
+        let r = signed(date);
+        assert!(r.starts_with("HTTP/1.1 403"), "{date:?}: {r}");
+        assert!(r.contains("x-ms-error-code: AuthenticationFailed"));
+    }
+    assert!(signed(Some(now)).starts_with("HTTP/1.1 201"));
+}

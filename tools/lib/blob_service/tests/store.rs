@@ -142,6 +142,7 @@ type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
 
 /// Requests that must all fail with a 4xx and change nothing.
 fn bad_requests(t: &mut dyn Transport) {
+    let big = "m".repeat(9000);
     let cases: Vec<Case<'_>> = vec![
         (
             "PUT",
@@ -313,6 +314,12 @@ fn bad_requests(t: &mut dyn Transport) {
             vec![],
         ),
         ("GET", "/?comp=list&maxresults=-1", vec![], vec![]),
+        (
+            "PUT",
+            "/box/block?comp=metadata",
+            vec![("x-ms-meta-big", big.as_str())],
+            vec![],
+        ),
     ];
     for (i, (m, p, h, b)) in cases.iter().enumerate() {
         let r = send(t, m, p, h, b);

@@ -929,3 +929,61 @@ fn md_page_size_8k() {
     assert_eq!(observe(&clean), want);
     clean.check().unwrap();
 }
+
+#[test]
+fn flag_rules_for_unknown_bits_and_unknown_descriptors() {
+    let (dev, bs) = small();
+    let ids: Vec<u64> = (0..4).map(|_| bs.create_blob(&thin(1)).unwrap()).collect();
+    bs.unload().unwrap();
+    let sb = read_super_block(dev.as_ref()).unwrap();
+    let patch = |id: u64, f: &dyn Fn(&mut format::MdPage)| {
+        let off = (u64::from(sb.md_start) + (id & 0xffff_ffff)) * 4096;
+        let mut raw = vec![0u8; 4096];
+        dev.read_at(&mut raw, off).unwrap();
+        let mut page = format::MdPage::decode(&raw).unwrap();
+        f(&mut page);
+        dev.poke(off, &page.encode());
+    };
+    let set_flags = |invalid_or: u64, data_ro: u64, md_ro: u64| {
+        move |p: &mut format::MdPage| {
+            if let Some(format::Descriptor::Flags {
+                invalid,
+                data_ro: d,
+                md_ro: m,
+            }) = p.descriptors.first_mut()
+            {
+                *invalid |= invalid_or;
+                *d = data_ro;
+                *m = md_ro;
+            }
+        }
+    };
+    patch(ids[0], &set_flags(1 << 40, 0, 0));
+    patch(ids[1], &set_flags(0, 1 << 9, 0));
+    patch(ids[2], &set_flags(0, 0, 1 << 7));
+    patch(ids[3], &|p: &mut format::MdPage| {
+        p.descriptors
+            .insert(1, format::Descriptor::Unknown { kind: 77 });
+    });
+    // Clean load: unknown descriptors are skipped; flags follow SPDK's rules.
+    let re = load(&dev).unwrap();
+    assert_eq!(errno(re.open_blob(ids[0])), EINVAL);
+    let b1 = re.open_blob(ids[1]).unwrap();
+    assert!(b1.is_read_only());
+    assert_eq!(errno(b1.set_xattr("a", b"b")), EPERM);
+    let b2 = re.open_blob(ids[2]).unwrap();
+    assert!(!b2.is_read_only());
+    b2.write(0, &[1u8; 4096]).unwrap();
+    assert_eq!(errno(b2.set_xattr("a", b"b")), EPERM);
+    re.open_blob(ids[3]).unwrap().close().unwrap();
+    drop((b1, b2));
+    // Dirty load: an unknown descriptor is fatal.
+    let dirty = Blobstore::load(
+        dev.clone() as Arc<dyn Device>,
+        &LoadOptions {
+            force_recover: true,
+            ..LoadOptions::default()
+        },
+    );
+    assert_eq!(errno(dirty), EILSEQ);
+}

@@ -213,6 +213,7 @@ fn apply(bs: &Blobstore, m: &mut Model, op: &Op) {
         }
         Op::Resize { blob, clusters } => {
             let Some(id) = pick(m, blob) else { return };
+            let parent_content = m.blobs[&id].parent.map(|p| m.blobs[&p].content.clone());
             let b = bs.open_blob(id).unwrap();
             let mb = m.blobs.get_mut(&id).unwrap();
             let r = b.resize(clusters);
@@ -228,9 +229,12 @@ fn apply(bs: &Blobstore, m: &mut Model, op: &Op) {
                 let keep = old.min(new);
                 grown[..keep].copy_from_slice(&mb.content[..keep]);
                 if new > old {
-                    let mut tail = vec![0u8; new - old];
-                    b.read((old / UNIT) as u64, &mut tail).unwrap();
-                    grown[old..].copy_from_slice(&tail);
+                    // A clone grown within its parent's size shows the parent's data there.
+                    if let Some(p) = &parent_content {
+                        for (i, byte) in grown.iter_mut().enumerate().skip(old) {
+                            *byte = p.get(i).copied().unwrap_or(0);
+                        }
+                    }
                 }
                 mb.content = grown;
             }

@@ -340,3 +340,52 @@ fn pf_mixed_sequence() {
         ],
     });
 }
+
+/// Power failure at every I/O index of an unload (masks, barrier, clean super block,
+/// barrier): the store loads (clean or dirty) with the same contents.
+#[test]
+fn pf_unload() {
+    let (dev0, bs0) = mem_store(1 << 20, 4096, 16384, Some(32));
+    let a = with_data(&bs0, 3, 7);
+    let t = bs0
+        .create_blob(&BlobOptions {
+            num_clusters: 8,
+            thin_provision: true,
+            ..BlobOptions::default()
+        })
+        .unwrap();
+    {
+        let b = bs0.open_blob(t).unwrap();
+        b.write(9, &[3u8; 4096]).unwrap();
+        b.set_xattr("k", b"v").unwrap();
+        b.close().unwrap();
+    }
+    bs0.create_snapshot(a, &[]).unwrap();
+    bs0.device().flush().unwrap();
+    let want = observe(&bs0);
+    // A dirty base image: the store was never unloaded.
+    let img = dev0.crash_image(CrashMode::KeepCompleted);
+    for mode in 0..3u64 {
+        let mut n = 1;
+        loop {
+            let dev = Arc::new(MemDevice::from_image(img.clone(), 4096));
+            let bs = load(&dev).unwrap();
+            dev.fail_from(n);
+            let res = bs.unload();
+            let completed = !dev.is_dead();
+            let cm = if mode == 0 {
+                CrashMode::KeepCompleted
+            } else {
+                CrashMode::DropUnflushed { seed: n + mode }
+            };
+            let re = load(&crash(&dev, cm)).unwrap();
+            re.check().unwrap();
+            assert_eq!(observe(&re), want, "unload N={n} mode={mode}");
+            if completed {
+                res.unwrap();
+                break;
+            }
+            n += 1;
+        }
+    }
+}

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use azure_blob_service::auth::Account;
 use azure_blob_service::server::HttpServer;
-use azure_blob_service::{BlobService, Config, MemoryStorage};
+use azure_blob_service::{BlobService, Config, FileStorage, MemoryStorage, Storage};
 use clap::Parser;
 
-/// Serve Azure Blob REST (path-style URLs: /ACCOUNT/CONTAINER/BLOB) from memory.
+/// Serve Azure Blob REST (path-style URLs: /ACCOUNT/CONTAINER/BLOB) from memory or a
+/// directory.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -27,6 +28,9 @@ struct Args {
     /// Write the bound port to this file once listening (for scripts using port 0).
     #[arg(long)]
     port_file: Option<std::path::PathBuf>,
+    /// Keep data in this directory (durable, survives restarts) instead of in memory.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,7 +60,17 @@ fn main() -> std::process::ExitCode {
         }
     }
     config.http_shared_key = !args.no_auth;
-    let svc = BlobService::new(Arc::new(MemoryStorage::new()), config);
+    let storage: Arc<dyn Storage> = match &args.data_dir {
+        None => Arc::new(MemoryStorage::new()),
+        Some(dir) => match FileStorage::open(dir) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("azure-blob-httpd: cannot open {}: {e}", dir.display());
+                return std::process::ExitCode::from(1);
+            }
+        },
+    };
+    let svc = BlobService::new(storage, config);
     let server = match HttpServer::start(svc, args.listen.as_str(), args.max_connections) {
         Ok(s) => s,
         Err(e) => {

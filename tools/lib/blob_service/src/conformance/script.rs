@@ -432,6 +432,11 @@ fn block_blobs(s: &mut Script) {
     .h("if-match", "\"0x1234\"")
     .h("x-ms-meta-k3", "v3")
     .fails(412, "ConditionNotMet");
+    let big = "m".repeat(9000);
+    s.block_blob("put blob with metadata over 8 KiB", "/con1/zz-meta", b"x")
+        .h("x-ms-meta-big", &big)
+        .fails(400, "MetadataTooLarge")
+        .differs("Azurite does not enforce the 8 KiB metadata limit");
     s.put(
         "set metadata on missing blob",
         "/con1/missing?comp=metadata",

@@ -67,6 +67,69 @@ where
     Ok((wall, ops / (cpu_secs() - c0).max(1e-9)))
 }
 
+/// Interleaved: each of `qd` threads alternates one `a` and one `b` operation for `dur`, timing
+/// each; returns the IOPS each side would sustain at this queue depth (qd / mean latency), so
+/// both sides meet the same machine load.
+fn run_interleaved<A, B>(qd: usize, dur: Duration, a: A, b: B) -> Res<(f64, f64)>
+where
+    A: Fn(&mut StdRng) -> std::io::Result<()> + Sync,
+    B: Fn(&mut StdRng) -> std::io::Result<()> + Sync,
+{
+    let t0 = Instant::now();
+    let sums: Vec<(f64, u64, f64, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..qd)
+            .map(|t| {
+                let (a, b) = (&a, &b);
+                s.spawn(move || -> std::io::Result<(f64, u64, f64, u64)> {
+                    let mut rng = StdRng::seed_from_u64(t as u64 + 100);
+                    let (mut ta, mut na, mut tb, mut nb) = (0.0, 0u64, 0.0, 0u64);
+                    while t0.elapsed() < dur {
+                        // Alternate which side goes first, so neither gains from order.
+                        let a_first = na % 2 == 0;
+                        let s0 = Instant::now();
+                        if a_first {
+                            a(&mut rng)?
+                        } else {
+                            b(&mut rng)?
+                        }
+                        let s1 = Instant::now();
+                        if a_first {
+                            b(&mut rng)?
+                        } else {
+                            a(&mut rng)?
+                        }
+                        let s2 = Instant::now();
+                        let (first, second) = ((s1 - s0).as_secs_f64(), (s2 - s1).as_secs_f64());
+                        if a_first {
+                            ta += first;
+                            tb += second;
+                        } else {
+                            ta += second;
+                            tb += first;
+                        }
+                        na += 1;
+                        nb += 1;
+                    }
+                    Ok((ta, na, tb, nb))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(Ok((0.0, 0, 0.0, 0)))
+                    .unwrap_or((0.0, 0, 0.0, 0))
+            })
+            .collect()
+    });
+    let (ta, na, tb, nb) = sums.iter().fold((0.0, 0, 0.0, 0), |acc, x| {
+        (acc.0 + x.0, acc.1 + x.1, acc.2 + x.2, acc.3 + x.3)
+    });
+    let iops = |t: f64, n: u64| qd as f64 * n as f64 / t.max(1e-9);
+    Ok((iops(ta, na), iops(tb, nb)))
+}
+
 /// Run `op(rng)` from `qd` threads for `dur`; returns operations per second.
 fn run_qd<F>(qd: usize, dur: Duration, op: F) -> Res<f64>
 where
@@ -198,27 +261,82 @@ fn main() -> Res<()> {
     println!();
     println!("(CPU ratio: blob ops per CPU-second of this process over raw ops per CPU-second)");
     println!();
+    println!("interleaved (each thread alternates a blob and a raw op; IOPS = QD / mean latency)");
+    println!(
+        "{:<22} {:>12} {:>12} {:>8}",
+        "", "blob IOPS", "raw IOPS", "ratio"
+    );
+    for (write, name) in [(false, "randread"), (true, "randwrite")] {
+        for qd in [1usize, 32] {
+            let b: &Blob = &blob;
+            let rawf = &raw;
+            let (bi, ri) = run_interleaved(
+                qd,
+                dur * args.rounds as u32,
+                |rng| {
+                    let lba = rng.gen_range(0..blocks);
+                    let mut buf = [0u8; 4096];
+                    if write {
+                        b.write(lba, &buf).map_err(io_err)
+                    } else {
+                        b.read(lba, &mut buf).map_err(io_err)
+                    }
+                },
+                |rng| {
+                    let off = region_start + rng.gen_range(0..blocks) * 4096;
+                    let mut buf = [0u8; 4096];
+                    if write {
+                        rawf.write_all_at(&buf, off)
+                    } else {
+                        rawf.read_exact_at(&mut buf, off)
+                    }
+                },
+            )?;
+            println!(
+                "{:<22} {:>12.0} {:>12.0} {:>7.1}%",
+                format!("{name} QD{qd}"),
+                bi,
+                ri,
+                100.0 * bi / ri
+            );
+        }
+    }
+    println!();
     println!("engine probe, raw file, QD32: io_uring (one thread) vs pread/pwrite (32 threads)");
+    println!("(median of {} alternating runs each)", args.rounds);
     for write in [false, true] {
         let name = if write { "randwrite" } else { "randread" };
-        let pos = run_qd(32, dur, |rng| {
-            let off = region_start + rng.gen_range(0..blocks) * 4096;
-            let mut buf = [0u8; 4096];
-            if write {
-                raw.write_all_at(&buf, off)
-            } else {
-                raw.read_exact_at(&mut buf, off)
+        let mut pos_runs = Vec::new();
+        let mut uring_runs = Vec::new();
+        let mut unavailable = None;
+        for _ in 0..args.rounds {
+            pos_runs.push(run_qd(32, dur, |rng| {
+                let off = region_start + rng.gen_range(0..blocks) * 4096;
+                let mut buf = [0u8; 4096];
+                if write {
+                    raw.write_all_at(&buf, off)
+                } else {
+                    raw.read_exact_at(&mut buf, off)
+                }
+            })?);
+            match uring::random_io(&raw, region_start, region_len, 32, dur, write) {
+                Ok(u) => uring_runs.push(u),
+                Err(e) => unavailable = Some(e),
             }
-        })?;
-        match uring::random_io(&raw, region_start, region_len, 32, dur, write) {
-            Ok(u) => println!(
-                "{:<22} io_uring {:>10.0}  positioned {:>10.0}  ({:.2}x)",
-                name,
-                u,
-                pos,
-                u / pos
-            ),
-            Err(e) => println!("{name:<22} io_uring unavailable here: {e}; positioned {pos:.0}"),
+        }
+        let pos = median(&mut pos_runs);
+        match unavailable {
+            None => {
+                let u = median(&mut uring_runs);
+                println!(
+                    "{:<22} io_uring {:>10.0}  positioned {:>10.0}  ({:.2}x)",
+                    name,
+                    u,
+                    pos,
+                    u / pos
+                );
+            }
+            Some(e) => println!("{name:<22} io_uring unavailable here: {e}; positioned {pos:.0}"),
         }
     }
     blob.close()?;
