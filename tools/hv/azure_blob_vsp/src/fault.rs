@@ -53,7 +53,11 @@ pub struct FaultPlan {
     pub injected: u64,
 }
 
-fn number<T: std::str::FromStr>(w: Option<&&str>, what: &str, default: Option<T>) -> Result<T, String> {
+fn number<T: std::str::FromStr>(
+    w: Option<&&str>,
+    what: &str,
+    default: Option<T>,
+) -> Result<T, String> {
     match w {
         Some(s) => s.parse().map_err(|_| format!("bad {what} '{s}'")),
         None => default.ok_or_else(|| format!("missing {what}")),
@@ -138,7 +142,10 @@ impl FaultPlan {
 
     /// The action for the next completion of a valid request.
     pub fn next(&mut self) -> Action {
-        let mut a = Action { hold: self.hold, ..Action::default() };
+        let mut a = Action {
+            hold: self.hold,
+            ..Action::default()
+        };
         if let Some((v, n)) = self.status.take() {
             a.status = Some(v);
             if n > 1 {
@@ -169,7 +176,11 @@ impl FaultPlan {
                 }
             }
         }
-        if a != (Action { hold: self.hold, ..Action::default() }) || a.hold {
+        if a != (Action {
+            hold: self.hold,
+            ..Action::default()
+        }) || a.hold
+        {
             self.injected += 1;
         }
         a

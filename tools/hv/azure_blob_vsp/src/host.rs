@@ -568,7 +568,9 @@ impl Host {
                 reply: "ok quitting".into(),
                 quit: true,
             },
-            "help" => ok(Ok("commands: offer [CH], rescind [CH], status, quit, fault ... (fault help)".into())),
+            "help" => ok(Ok(
+                "commands: offer [CH], rescind [CH], status, quit, fault ... (fault help)".into(),
+            )),
             "status" | "quit" => ok(Err(format!("'{cmd}' takes no argument"))),
             _ => ok(Err(format!(
                 "unknown command '{cmd}' (offer [CH], rescind [CH], status, quit)"

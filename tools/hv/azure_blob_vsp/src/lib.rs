@@ -13,9 +13,9 @@
 pub mod blob;
 pub mod control;
 pub mod doorbell;
+pub mod fault;
 pub mod guest_ram;
 pub mod host;
 pub mod ivshmem;
 pub mod ring;
 pub mod vsp;
-pub mod fault;

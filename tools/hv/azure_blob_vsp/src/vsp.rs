@@ -696,7 +696,11 @@ impl ChannelServer {
         if self.plan().holding() && !rescinding {
             return Ok(());
         }
-        tracing::info!("channel {}: releasing {} held completion(s)", self.channel, self.held.len());
+        tracing::info!(
+            "channel {}: releasing {} held completion(s)",
+            self.channel,
+            self.held.len()
+        );
         for c in std::mem::take(&mut self.held) {
             self.complete(&c)?;
         }
@@ -751,7 +755,11 @@ impl ChannelServer {
                         c.response_len
                     );
                 }
-                let action = if valid { self.plan().next() } else { Default::default() };
+                let action = if valid {
+                    self.plan().next()
+                } else {
+                    Default::default()
+                };
                 let mut c = c;
                 if let Some(status) = action.status {
                     c.status = status;

@@ -70,6 +70,7 @@ fn binary_serves_a_fake_qemu_end_to_end() {
         .arg(&ram_path)
         .arg("--control-socket")
         .arg(&ctl)
+        .args(["--handler", "echo"])
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
