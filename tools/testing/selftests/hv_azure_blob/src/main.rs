@@ -7,6 +7,7 @@
 //! Usage: azure_blob_selftest [--control /dev/ttyS1]
 
 mod control;
+mod faults;
 mod stress;
 mod tests;
 
@@ -21,11 +22,22 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--control" => control = args.next(),
+            "--child-pending" => {
+                let n = args.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                faults::child_pending(n)
+            }
             other => {
                 eprintln!("usage: azure_blob_selftest [--control TTY] (unknown argument {other})");
                 std::process::exit(2);
             }
         }
+    }
+    match stress::pins_held() {
+        Ok((held, _)) => {
+            println!("# pins held before the tests: {held}");
+            stress::PINS_AT_START.store(held, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => println!("# cannot read the pin counters: {e}"),
     }
     let list = tests::all(control);
     println!("KTAP version 1");

@@ -74,6 +74,38 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
         Box::new(crate::stress::debugfs_counters),
     ));
     if let Some(path) = control {
+        type Faulty = fn(&Control) -> Outcome;
+        let faulty: [(&'static str, Faulty); 7] = [
+            (
+                "host_status_passes_through",
+                crate::faults::host_status_passes_through,
+            ),
+            (
+                "slow_host_is_waited_for",
+                crate::faults::slow_host_is_waited_for,
+            ),
+            (
+                "bad_and_duplicate_completions_are_dropped",
+                crate::faults::bad_completions_are_dropped,
+            ),
+            (
+                "full_ring_makes_callers_wait",
+                crate::faults::full_ring_makes_callers_wait,
+            ),
+            (
+                "killed_process_with_64_pending_requests",
+                crate::faults::killed_process_with_64_pending,
+            ),
+            ("random_faults_from_a_seed", crate::faults::random_faults),
+            (
+                "rescind_with_pending_requests_and_open_files",
+                crate::faults::rescind_with_pending_requests,
+            ),
+        ];
+        for (name, f) in faulty {
+            let path = path.clone();
+            v.push((name, Box::new(move || f(&Control::open(&path)?))));
+        }
         v.push((
             "rescind_removes_node_and_reoffer_restores_it",
             Box::new(move || rescind_and_reoffer(&path)),

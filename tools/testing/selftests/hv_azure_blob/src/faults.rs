@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+//! Issue 3's fault tests: the host simulator misbehaves on command (over the
+//! control port) and each test asserts what the caller sees and that the
+//! driver cleans up.
+
+use crate::control::Control;
+use crate::tests::{dev, pattern, round_trip, PAGE};
+use crate::Outcome;
+use azure_blob::{Device, Exchange};
+use std::time::{Duration, Instant};
+
+/// The device's debugfs directory.
+pub(crate) fn debugfs_dir() -> Result<std::path::PathBuf, String> {
+    Ok(std::fs::read_dir("/sys/kernel/debug")
+        .map_err(|e| format!("/sys/kernel/debug: {e}"))?
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hv_azure_blob-")
+        })
+        .ok_or("no hv_azure_blob-<instance> directory in debugfs")?
+        .path())
+}
+
+/// One counter of the debugfs `stats` file.
+pub(crate) fn stat(key: &str) -> Result<u64, String> {
+    let text =
+        std::fs::read_to_string(debugfs_dir()?.join("stats")).map_err(|e| format!("stats: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().parse().ok())
+        .ok_or_else(|| format!("no '{key}' in stats"))
+}
+
+/// The lines of the debugfs `pending` file.
+fn pending() -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(debugfs_dir()?.join("pending"))
+        .map_err(|e| format!("pending: {e}"))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> Result<bool, String>) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f()? {
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within {secs} s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One echo request of `len` request bytes; its reply.
+fn echo(d: &Device, len: usize, seed: u8) -> Result<azure_blob::Reply, String> {
+    let request = pattern(len, seed);
+    let mut response = vec![0u8; len];
+    let reply = d
+        .request(&mut Exchange {
+            guid: [seed; 16],
+            timeout_ms: 0,
+            request: &request,
+            response: &mut response,
+            data: &mut [],
+            data_valid: 0,
+        })
+        .map_err(|e| e.to_string())?;
+    if reply.status == 0 && response != request {
+        return Err("echo answered with the wrong bytes".into());
+    }
+    Ok(reply)
+}
+
+/// Runs `f` with the fault plan set by `cmd`, and clears it afterwards.
+fn with_fault(ctl: &Control, cmd: &str, f: impl FnOnce() -> Outcome) -> Outcome {
+    ctl.command(&format!("fault {cmd}"))?;
+    let r = f();
+    ctl.command("fault clear")?;
+    r
+}
+
+/// A host status reaches the caller unchanged (here the host's timeout).
+pub(crate) fn host_status_passes_through(ctl: &Control) -> Outcome {
+    let d = dev()?;
+    with_fault(ctl, "status 0x80070102 1", || {
+        let r = echo(&d, 100, 1)?;
+        if r.status != 0x8007_0102 || r.response_len != 0 {
+            return Err(format!(
+                "status {:#x} len {}, expected 0x80070102 and 0",
+                r.status, r.response_len
+            ));
+        }
+        Ok(())
+    })?;
+    let r = echo(&d, 100, 2)?;
+    (r.status == 0)
+        .then_some(())
+        .ok_or(format!("after the fault: status {:#x}", r.status))
+}
+
+/// A slow host is waited for.
+pub(crate) fn slow_host_is_waited_for(ctl: &Control) -> Outcome {
+    let d = dev()?;
+    with_fault(ctl, "delay 400 1", || {
+        let t = Instant::now();
+        let r = echo(&d, 64, 3)?;
+        let took = t.elapsed();
+        if r.status != 0 || took < Duration::from_millis(400) {
+            return Err(format!(
+                "status {:#x} after {took:?} (the host waited 400 ms)",
+                r.status
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Malformed completions (unknown id, bad length, wrong type) and a
+/// duplicate are counted and dropped; the real answer still arrives.
+pub(crate) fn bad_completions_are_dropped(ctl: &Control) -> Outcome {
+    let d = dev()?;
+    let before = stat("dropped_completions")?;
+    with_fault(ctl, "garbage 1", || {
+        let r = echo(&d, 200, 4)?;
+        (r.status == 0)
+            .then_some(())
+            .ok_or(format!("status {:#x}", r.status))
+    })?;
+    wait_until("3 dropped completions", 5, || {
+        Ok(stat("dropped_completions")? >= before + 3)
+    })?;
+    let before = stat("dropped_completions")?;
+    with_fault(ctl, "duplicate 1", || {
+        let r = echo(&d, 200, 5)?;
+        (r.status == 0)
+            .then_some(())
+            .ok_or(format!("status {:#x}", r.status))
+    })?;
+    wait_until("1 more dropped completion", 5, || {
+        Ok(stat("dropped_completions")? == before + 1)
+    })?;
+    let r = echo(&d, 300, 6)?;
+    (r.status == 0)
+        .then_some(())
+        .ok_or(format!("after the faults: status {:#x}", r.status))
+}
+
+/// While the host does not read its ring, callers whose packets do not fit
+/// wait for room (no EAGAIN), and all complete correctly afterwards.
+pub(crate) fn full_ring_makes_callers_wait(ctl: &Control) -> Outcome {
+    with_fault(ctl, "stall 1500", || {
+        let t = Instant::now();
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    // 8000 data pages: a 64 KiB packet; two do not fit a ring.
+                    round_trip(PAGE, PAGE, 8000 * PAGE, 1000 + i, 0)
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().map_err(|_| "a thread panicked".to_string())??;
+        }
+        let took = t.elapsed();
+        if took < Duration::from_millis(1400) {
+            return Err(format!("done in {took:?}, before the host read its ring"));
+        }
+        Ok(())
+    })
+}
+
+/// The hidden child mode: `n` threads each send one request and block.
+pub(crate) fn child_pending(n: usize) -> ! {
+    let d = std::sync::Arc::new(match Device::open() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("child: {e}");
+            std::process::exit(2)
+        }
+    });
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                let mut data = vec![0u8; 3 * PAGE];
+                let mut response = [0u8; 256];
+                let _ = d.request(&mut Exchange {
+                    guid: [i as u8; 16],
+                    timeout_ms: 0,
+                    request: &pattern(256, i as u8),
+                    response: &mut response,
+                    data: &mut data,
+                    data_valid: PAGE,
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    std::process::exit(0)
+}
+
+/// kill -9 of a process with 64 requests the host holds: the requests stay
+/// pending (pages pinned) until the host answers, then everything is
+/// released, and the device works on.
+pub(crate) fn killed_process_with_64_pending(ctl: &Control) -> Outcome {
+    let abandoned_before = stat("abandoned_requests")?;
+    ctl.command("fault hold")?;
+    let result = (|| -> Outcome {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = std::process::Command::new(exe)
+            .args(["--child-pending", "64"])
+            .spawn()
+            .map_err(|e| format!("spawn: {e}"))?;
+        wait_until("64 requests pending", 20, || Ok(pending()?.len() == 64))?;
+        child.kill().map_err(|e| format!("kill -9: {e}"))?;
+        child.wait().map_err(|e| format!("wait: {e}"))?;
+        wait_until("64 requests marked abandoned", 10, || {
+            Ok(pending()?
+                .iter()
+                .filter(|l| l.ends_with("abandoned"))
+                .count()
+                == 64)
+        })?;
+        if stat("abandoned_requests")? != abandoned_before + 64 {
+            return Err("abandoned_requests did not grow by 64".into());
+        }
+        Ok(())
+    })();
+    ctl.command("fault release")?;
+    result?;
+    wait_until("the host's answers to release the 64 requests", 20, || {
+        Ok(pending()?.is_empty())
+    })?;
+    crate::stress::pins_balanced()?;
+    round_trip(100, 100, PAGE, 10, 0)
+}
+
+/// Rescind while requests are pending and a file is open: the host answers
+/// what is pending, the node goes, the open file gets ENODEV, and after a
+/// re-offer everything works again.
+pub(crate) fn rescind_with_pending_requests(ctl: &Control) -> Outcome {
+    let open = dev()?;
+    ctl.command("fault hold")?;
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || -> Outcome {
+                let d = dev()?;
+                let r = echo(&d, 512, 40 + i)?;
+                (r.status == 0)
+                    .then_some(())
+                    .ok_or(format!("status {:#x}", r.status))
+            })
+        })
+        .collect();
+    let waited = wait_until("8 requests pending", 20, || Ok(pending()?.len() == 8));
+    let rescinded = ctl.command("rescind 0");
+    ctl.command("fault clear")?;
+    waited?;
+    rescinded?;
+    for t in threads {
+        t.join().map_err(|_| "a thread panicked".to_string())??;
+    }
+    wait_until("the node to go away", 30, || {
+        Ok(!std::path::Path::new(azure_blob::DEFAULT_PATH).exists())
+    })?;
+    match echo(&open, 64, 50) {
+        Err(e) if e.contains("No such device") => {}
+        other => {
+            return Err(format!(
+                "request on a file of the rescinded device: {other:?}, expected ENODEV"
+            ))
+        }
+    }
+    drop(open);
+    ctl.command("offer 0")?;
+    wait_until("the node to come back", 30, || {
+        Ok(std::path::Path::new(azure_blob::DEFAULT_PATH).exists())
+    })?;
+    round_trip(300, 300, 2 * PAGE, 100, 5)
+}
+
+/// Random faults from a seed: every answer is the right echo or the
+/// injected status, and nothing is lost.
+pub(crate) fn random_faults(ctl: &Control) -> Outcome {
+    let d = dev()?;
+    let (mut ok, mut failed) = (0, 0);
+    with_fault(ctl, "random 7 30", || {
+        for i in 0..300 {
+            let r = echo(&d, 64 + i, i as u8)?;
+            match r.status {
+                0 => ok += 1,
+                0x8000_4005 => failed += 1,
+                s => return Err(format!("request {i}: unexpected status {s:#x}")),
+            }
+        }
+        Ok(())
+    })?;
+    println!("# random faults: {ok} answered, {failed} failed by the host");
+    if failed == 0 || ok == 0 {
+        return Err(format!(
+            "{ok} answered and {failed} failed: the faults did not apply"
+        ));
+    }
+    Ok(())
+}
