@@ -11,10 +11,10 @@ pub const DEV_ACCOUNT: &str = "devstoreaccount1";
 /// The REST API version this client speaks.
 pub const X_MS_VERSION: &str = "2021-10-04";
 
-/// Host status: the response head did not fit; `response_len` = size needed.
-const STATUS_RESPONSE_TOO_SMALL: u32 = 0x8007_007a;
-/// Host status: the body did not fit; the head's Content-Length = size needed.
-const STATUS_DATA_TOO_SMALL: u32 = 0x8007_00ea;
+use hv_azure_blob_proto::{
+    AZ_BLOB_STATUS_BUFFER_TOO_SMALL as STATUS_RESPONSE_TOO_SMALL,
+    AZ_BLOB_STATUS_DATA_TOO_SMALL as STATUS_DATA_TOO_SMALL,
+};
 /// The largest data buffer one request may carry (8192 pages, less the
 /// request and response pages and a page of misalignment each).
 const MAX_DATA: usize = (8192 - 16) * 4096;

@@ -21,19 +21,19 @@ use crate::http::{parse_head, Body, HeadError, Request, Response};
 /// `HRESULT_FROM_WIN32(ERROR_INVALID_PARAMETER)`: malformed framing (the request buffer is not
 /// one complete HTTP/1.1 head, `Content-Length` disagrees with `data_valid`, or
 /// `Transfer-Encoding` is used).
-pub const STATUS_INVALID_FRAMING: u32 = 0x8007_0057;
+pub const STATUS_INVALID_FRAMING: u32 = hv_azure_blob_proto::AZ_BLOB_STATUS_INVALID_ARG;
 /// `HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER)`: the response head does not fit the
 /// response buffer; `response_len` is the size needed.
-pub const STATUS_RESPONSE_TOO_SMALL: u32 = 0x8007_007A;
+pub const STATUS_RESPONSE_TOO_SMALL: u32 = hv_azure_blob_proto::AZ_BLOB_STATUS_BUFFER_TOO_SMALL;
 /// `HRESULT_FROM_WIN32(ERROR_MORE_DATA)`: the response body does not fit the data buffer;
 /// `response_len` is the size of the response head, which is returned in full so that its
 /// `Content-Length` tells the data buffer size needed. No body byte is returned.
-pub const STATUS_DATA_TOO_SMALL: u32 = 0x8007_00EA;
+pub const STATUS_DATA_TOO_SMALL: u32 = hv_azure_blob_proto::AZ_BLOB_STATUS_DATA_TOO_SMALL;
 /// `HRESULT_FROM_WIN32(WAIT_TIMEOUT)`: the host gave up (reserved for the simulator, which owns
 /// the request timeout; this library never returns it).
-pub const STATUS_HOST_TIMEOUT: u32 = 0x8007_0102;
+pub const STATUS_HOST_TIMEOUT: u32 = hv_azure_blob_proto::AZ_BLOB_STATUS_TIMEOUT;
 /// `HRESULT_FROM_WIN32(ERROR_INTERNAL_ERROR)`: the body could not be produced.
-pub const STATUS_INTERNAL: u32 = 0x8007_054F;
+pub const STATUS_INTERNAL: u32 = hv_azure_blob_proto::AZ_BLOB_STATUS_INTERNAL_ERROR;
 
 /// The result of one VSC exchange.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -128,6 +128,12 @@ pub const AZ_BLOB_STATUS_TIMEOUT: u32 = 0x8007_0102;
 pub const AZ_BLOB_STATUS_INVALID_ARG: u32 = 0x8007_0057;
 /// Host status: a buffer was too small (HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER)).
 pub const AZ_BLOB_STATUS_BUFFER_TOO_SMALL: u32 = 0x8007_007a;
+/// Host status: the response body does not fit the data buffer; the response
+/// head is returned in full and its Content-Length is the size needed
+/// (HRESULT_FROM_WIN32(ERROR_MORE_DATA)).
+pub const AZ_BLOB_STATUS_DATA_TOO_SMALL: u32 = 0x8007_00ea;
+/// Host status: the host failed internally (HRESULT_FROM_WIN32(ERROR_INTERNAL_ERROR)).
+pub const AZ_BLOB_STATUS_INTERNAL_ERROR: u32 = 0x8007_054f;
 /// Host status: the operation is not supported (E_NOTIMPL).
 pub const AZ_BLOB_STATUS_NOT_SUPPORTED: u32 = 0x8000_4001;
 

@@ -33,6 +33,8 @@ int main(void) {
     printf("const AZ_BLOB_STATUS_INVALID_ARG %lu\n", (unsigned long)AZ_BLOB_STATUS_INVALID_ARG);
     printf("const AZ_BLOB_STATUS_BUFFER_TOO_SMALL %lu\n", (unsigned long)AZ_BLOB_STATUS_BUFFER_TOO_SMALL);
     printf("const AZ_BLOB_STATUS_NOT_SUPPORTED %lu\n", (unsigned long)AZ_BLOB_STATUS_NOT_SUPPORTED);
+    printf("const AZ_BLOB_STATUS_DATA_TOO_SMALL %lu\n", (unsigned long)AZ_BLOB_STATUS_DATA_TOO_SMALL);
+    printf("const AZ_BLOB_STATUS_INTERNAL_ERROR %lu\n", (unsigned long)AZ_BLOB_STATUS_INTERNAL_ERROR);
     return 0;
 }
 "#,
@@ -167,6 +169,14 @@ fn c_header_matches_rust_definitions() {
         (
             "const AZ_BLOB_STATUS_NOT_SUPPORTED",
             AZ_BLOB_STATUS_NOT_SUPPORTED as u64,
+        ),
+        (
+            "const AZ_BLOB_STATUS_DATA_TOO_SMALL",
+            AZ_BLOB_STATUS_DATA_TOO_SMALL as u64,
+        ),
+        (
+            "const AZ_BLOB_STATUS_INTERNAL_ERROR",
+            AZ_BLOB_STATUS_INTERNAL_ERROR as u64,
         ),
     ];
     let c = c_layout();

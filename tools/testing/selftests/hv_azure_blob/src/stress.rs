@@ -255,16 +255,7 @@ pub(crate) fn fuzz(iterations: usize) -> Outcome {
 /// debugfs shows the device's counters, and no request is pending when
 /// none is in flight.
 pub(crate) fn debugfs_counters() -> Outcome {
-    let dir = std::fs::read_dir("/sys/kernel/debug")
-        .map_err(|e| format!("/sys/kernel/debug: {e}"))?
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("hv_azure_blob-")
-        })
-        .ok_or("no hv_azure_blob-<instance> directory in debugfs")?
-        .path();
+    let dir = crate::faults::debugfs_dir()?;
     let stats = std::fs::read_to_string(dir.join("stats")).map_err(|e| format!("stats: {e}"))?;
     let get = |key: &str| -> Result<u64, String> {
         stats
