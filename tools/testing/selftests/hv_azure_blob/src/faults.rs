@@ -39,7 +39,11 @@ fn pending() -> Result<Vec<String>, String> {
     Ok(text.lines().map(str::to_string).collect())
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> Result<bool, String>) -> Outcome {
+pub(crate) fn wait_until(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> Result<bool, String>,
+) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f()? {
         if Instant::now() > deadline {
@@ -54,16 +58,7 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> Result<bool, String>
 fn echo(d: &Device, len: usize, seed: u8) -> Result<azure_blob::Reply, String> {
     let request = pattern(len, seed);
     let mut response = vec![0u8; len];
-    let reply = d
-        .request(&mut Exchange {
-            guid: [seed; 16],
-            timeout_ms: 0,
-            request: &request,
-            response: &mut response,
-            data: &mut [],
-            data_valid: 0,
-        })
-        .map_err(|e| e.to_string())?;
+    let reply = crate::tests::send(d, &request, &mut response)?;
     if reply.status == 0 && response != request {
         return Err("echo answered with the wrong bytes".into());
     }

@@ -369,20 +369,28 @@ fn unmapped_buffers() -> Outcome {
     expect_errno("struct at address 16", got, Errno::FAULT)
 }
 
+/// One request without a data buffer.
+pub(crate) fn send(
+    d: &Device,
+    request: &[u8],
+    response: &mut [u8],
+) -> Result<azure_blob::Reply, String> {
+    d.request(&mut Exchange {
+        guid: [request.len() as u8; 16],
+        timeout_ms: 0,
+        request,
+        response,
+        data: &mut [],
+        data_valid: 0,
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn small_response() -> Outcome {
     let d = dev()?;
     let request = pattern(100, 5);
     let mut response = [0u8; 10];
-    let reply = d
-        .request(&mut Exchange {
-            guid: [0; 16],
-            timeout_ms: 0,
-            request: &request,
-            response: &mut response,
-            data: &mut [],
-            data_valid: 0,
-        })
-        .map_err(|e| e.to_string())?;
+    let reply = send(&d, &request, &mut response)?;
     if reply.status != AZ_BLOB_STATUS_BUFFER_TOO_SMALL || reply.response_len != 100 {
         return Err(format!(
             "status {:#x} response_len {}, expected {:#x} and 100",
@@ -396,17 +404,9 @@ fn small_response() -> Outcome {
 }
 
 fn wait_for(what: &str, present: bool) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::path::Path::new(DEFAULT_PATH).exists() != present {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{what}: {DEFAULT_PATH} still {}",
-                if present { "absent" } else { "present" }
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    crate::faults::wait_until(what, 30, || {
+        Ok(std::path::Path::new(DEFAULT_PATH).exists() == present)
+    })
 }
 
 fn rescind_and_reoffer(path: &str) -> Outcome {
