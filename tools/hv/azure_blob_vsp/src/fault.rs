@@ -141,7 +141,7 @@ impl FaultPlan {
     }
 
     /// The action for the next completion of a valid request.
-    pub fn next(&mut self) -> Action {
+    pub fn next_action(&mut self) -> Action {
         let mut a = Action {
             hold: self.hold,
             ..Action::default()
@@ -196,18 +196,18 @@ mod tests {
         let mut p = FaultPlan::default();
         p.command(&["status", "0x80070102", "2"]).unwrap();
         p.command(&["duplicate"]).unwrap();
-        assert_eq!(p.next().status, Some(0x8007_0102));
-        let a = p.next();
+        assert_eq!(p.next_action().status, Some(0x8007_0102));
+        let a = p.next_action();
         assert_eq!(a.status, Some(0x8007_0102));
         assert!(!a.duplicate);
-        assert_eq!(p.next(), Action::default());
+        assert_eq!(p.next_action(), Action::default());
     }
 
     #[test]
     fn hold_release_clear_and_bad_commands() {
         let mut p = FaultPlan::default();
         p.command(&["hold"]).unwrap();
-        assert!(p.next().hold && p.holding());
+        assert!(p.next_action().hold && p.holding());
         p.command(&["release"]).unwrap();
         assert!(!p.holding());
         assert!(p.command(&["status", "zz"]).is_err());
@@ -224,7 +224,7 @@ mod tests {
         let run = || {
             let mut p = FaultPlan::default();
             p.command(&["random", "42", "50"]).unwrap();
-            (0..200).map(|_| p.next()).collect::<Vec<_>>()
+            (0..200).map(|_| p.next_action()).collect::<Vec<_>>()
         };
         let (a, b) = (run(), run());
         assert_eq!(a, b);

@@ -756,7 +756,7 @@ impl ChannelServer {
                     );
                 }
                 let action = if valid {
-                    self.plan().next()
+                    self.plan().next_action()
                 } else {
                     Default::default()
                 };

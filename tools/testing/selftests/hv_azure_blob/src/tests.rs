@@ -12,7 +12,6 @@ use hv_azure_blob_proto::{
     IOCTL_AZ_BLOB_DRIVER_USER_REQUEST, IOCTL_AZ_BLOB_DRIVER_USER_REQUEST_LEGACY,
 };
 use rustix::io::Errno;
-use std::time::{Duration, Instant};
 
 pub(crate) const PAGE: usize = 4096;
 
