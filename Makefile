@@ -6,6 +6,8 @@
 #   make check    every test: userspace (fmt, clippy, cargo test, the
 #                 helpers' suites) and the guest suites on the main and the
 #                 debug (KASAN, lockdep, kmemleak) kernels
+#   make bench    print the benchmarks' figures (driver overhead, blob
+#                 service vs Azurite, Blobstore vs raw file)
 #   make setup    install the toolchain and fetch the kernel source (cached)
 #   make modules  build hv_azure_blob.ko against $(KDIR) (default: the test
 #                 bed's kernel), as any out-of-tree module: make -C $KDIR M=$PWD
@@ -15,7 +17,7 @@
 
 T := tools/testing/hv_azure_blob
 
-.PHONY: all setup kernel modules demo check guest-check guest-check-debug clean
+.PHONY: all setup kernel modules demo check bench guest-check guest-check-debug clean
 
 all: modules
 
@@ -33,6 +35,13 @@ demo: kernel
 
 check:
 	@bash $(T)/check.sh
+
+# Figures, not tests: the driver's per-request overhead (guest), the blob
+# service vs Azurite, the Blobstore vs the raw file.
+bench: kernel
+	@bash $(T)/run-guest.sh main bench
+	@bash tools/testing/blob_service/bench.sh
+	@cargo run -q --release --locked -p blobstore --bin blobstore-bench
 
 guest-check: kernel
 	@bash $(T)/run-guest.sh main selftest

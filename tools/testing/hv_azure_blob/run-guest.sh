@@ -38,6 +38,7 @@ build_module() { # DIR KO
 say "building hv_azure_blob.ko and vmbus_sim.ko for the $variant kernel"
 build_module "$HVAB_ROOT" drivers/hv/azure_blob/hv_azure_blob.ko
 build_module "$HVAB_ROOT/tools/testing/vmbus_sim" vmbus_sim.ko
+cp "$HVAB_ROOT/tools/testing/vmbus_sim/azure_blob_bench.ko" "$out/"
 modinfo -F depends "$out/hv_azure_blob.ko" | grep -qx hv_vmbus ||
 	die "hv_azure_blob.ko was not linked against hv_vmbus's exports"
 
@@ -56,8 +57,8 @@ cargo build -q --release --locked -p azure_blob_vsp >"$logs/build-vsp.log" 2>&1 
 vsp=$HVAB_ROOT/target/release/azure-blob-vsp
 
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
-	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" -- \
-	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$out/azure_blob_raw"
+	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" "$out/azure_blob_bench.ko" -- \
+	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$out/azure_blob_raw"
 
 # 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
 #    (below 2.75 GiB on q35, a file offset is the guest physical address).
@@ -102,6 +103,12 @@ secs=$(echo "$(date +%s.%N) - $start" | bc)
 kill "$vsp_pid" 2>/dev/null || true
 
 # 4. Results.
+if [ "$mode" = bench ]; then
+	grep -ahE 'BENCH (kernel|driver):' "$logs/serial.log" | sed 's/^\[ *[0-9.]*\] //; s/^/  /'
+	k=$(grep -aoE 'BENCH kernel: .* ([0-9]+) per second' "$logs/serial.log" | grep -oE '[0-9]+ per second' | grep -oE '[0-9]+')
+	u=$(grep -aoE 'BENCH driver: .* ([0-9]+) per second' "$logs/serial.log" | grep -oE '[0-9]+ per second' | grep -oE '[0-9]+')
+	[ -n "$k" ] && [ -n "$u" ] && echo "  driver round trips per second / kernel baseline: $(echo "scale=2; $u / $k" | bc)"
+fi
 if [ "$mode" = demo ]; then
 	echo "What happened in the guest:"
 	sed -n '/^HVAB: demo begins/,/^HVAB: demo ends/p' "$logs/serial.log" | grep -av '^HVAB: demo' | grep -av '^\[ *[0-9.]*\]' | sed 's/^/  /'
