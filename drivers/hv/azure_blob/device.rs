@@ -39,6 +39,10 @@ use kernel::{
 /// Requests in flight, and whether new ones may start.
 struct Inflight {
     removing: bool,
+    /// Between suspend and resume: new requests wait.
+    suspended: bool,
+    /// Whether the channel is open (closed while suspended).
+    channel_open: bool,
     count: u32,
 }
 
@@ -54,6 +58,9 @@ pub(crate) struct Shared {
     inflight: Mutex<Inflight>,
     #[pin]
     drained: CondVar,
+    /// Notified on resume and on remove.
+    #[pin]
+    resumed: CondVar,
     /// Bumped by the channel callback: ring space or ids may have been freed.
     space_seq: AtomicU64,
     #[pin]
@@ -96,6 +103,14 @@ impl Shared {
         };
         self.pending.lock().push(info, GFP_KERNEL)?;
         let mut g = self.inflight.lock();
+        // Suspended (hibernation): wait for resume, interruptibly.
+        while g.suspended && !g.removing {
+            if self.resumed.wait_interruptible(&mut g) {
+                drop(g);
+                self.forget(seq);
+                return Err(ERESTARTSYS);
+            }
+        }
         if g.removing {
             drop(g);
             self.forget(seq);
@@ -157,8 +172,17 @@ impl Shared {
     fn stop_and_drain(&self) {
         let mut g = self.inflight.lock();
         g.removing = true;
+        self.resumed.notify_all();
         while g.count > 0 {
             self.drained.wait(&mut g);
+        }
+    }
+
+    /// Closes the channel if it is open.
+    fn close_channel(&self) {
+        let was_open = core::mem::replace(&mut self.inflight.lock().channel_open, false);
+        if was_open {
+            self.channel.close();
         }
     }
 
@@ -392,6 +416,15 @@ impl DebugFs {
     }
 }
 
+/// The shared state of a bound device (valid from probe until remove; the
+/// bus calls suspend and resume only in between, under the device lock).
+fn device_shared(dev: &Device) -> Option<&Arc<Shared>> {
+    let ptr = dev.drvdata().cast::<DeviceData>();
+    // SAFETY: probe stored a `KBox<DeviceData>` here; remove takes it back
+    // (and the device lock keeps remove from running concurrently).
+    (!ptr.is_null()).then(|| unsafe { &(*ptr).shared })
+}
+
 /// What probe leaves behind for remove.
 struct DeviceData {
     _debugfs: DebugFs,
@@ -414,8 +447,9 @@ impl hv::Driver for AzureBlobDriver {
             try_pin_init!(Shared {
                 channel,
                 wq: wq_raw,
-                inflight <- new_mutex!(Inflight { removing: false, count: 0 }),
+                inflight <- new_mutex!(Inflight { removing: false, suspended: false, channel_open: true, count: 0 }),
                 drained <- new_condvar!(),
+                resumed <- new_condvar!(),
                 space_seq: AtomicU64::new(0),
                 space_lock <- new_mutex!(()),
                 space <- new_condvar!(),
@@ -452,6 +486,42 @@ impl hv::Driver for AzureBlobDriver {
         }
     }
 
+    fn suspend(dev: Device) -> Result {
+        let Some(shared) = device_shared(&dev) else {
+            return Ok(());
+        };
+        // New requests wait; those in flight are answered; then the channel
+        // closes (its rings and ids go away with it).
+        let mut g = shared.inflight.lock();
+        g.suspended = true;
+        while g.count > 0 {
+            shared.drained.wait(&mut g);
+        }
+        drop(g);
+        shared.close_channel();
+        Ok(())
+    }
+
+    fn resume(dev: Device) -> Result {
+        let Some(shared) = device_shared(&dev) else {
+            return Ok(());
+        };
+        if !shared.inflight.lock().channel_open {
+            shared.channel.use_requestor(AZ_BLOB_QUEUE_DEPTH);
+            // SAFETY: `shared` lives in the device data until remove, which
+            // closes the channel before dropping it.
+            unsafe {
+                shared
+                    .channel
+                    .open(AZ_BLOB_RING_SIZE, on_channel_callback, Arc::as_ptr(shared).cast_mut().cast())?
+            };
+            shared.inflight.lock().channel_open = true;
+        }
+        shared.inflight.lock().suspended = false;
+        shared.resumed.notify_all();
+        Ok(())
+    }
+
     fn remove(dev: Device) {
         let ptr = dev.drvdata().cast::<DeviceData>();
         if ptr.is_null() {
@@ -464,7 +534,7 @@ impl hv::Driver for AzureBlobDriver {
         shared.inflight.lock().removing = true; // no new requests
         drop(data.node); // the node goes away: no new opens
         shared.stop_and_drain(); // the host answers what is in flight
-        shared.channel.close();
+        shared.close_channel();
         drop(data.wq); // waits for the release of abandoned requests
         let dropped = shared.stats.dropped.load(Ordering::Relaxed);
         if dropped != 0 {

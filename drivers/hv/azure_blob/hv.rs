@@ -33,6 +33,10 @@ pub(crate) trait Driver {
     fn probe(dev: Device) -> Result;
     /// Called when the device goes away (rescind, unbind, module unload).
     fn remove(dev: Device);
+    /// Called before hibernation: quiesce and close the channel.
+    fn suspend(dev: Device) -> Result;
+    /// Called after hibernation: reopen the channel.
+    fn resume(dev: Device) -> Result;
 }
 
 /// A VMBus device the driver is bound to (`struct hv_device`).
@@ -215,6 +219,8 @@ impl DriverRegistration {
         drv.id_table = ids.as_ptr();
         drv.probe = Some(probe_callback::<T>);
         drv.remove = Some(remove_callback::<T>);
+        drv.suspend = Some(suspend_callback::<T>);
+        drv.resume = Some(resume_callback::<T>);
         // SAFETY: `drv` and `ids` are heap allocations that live in `Self`
         // until `drop` unregisters the driver.
         let ret = unsafe {
@@ -281,5 +287,21 @@ impl Drop for OwnedQueue {
     fn drop(&mut self) {
         // SAFETY: allocated in `new`; drains and frees it.
         unsafe { raw::destroy_workqueue(self.0.as_ptr().cast()) }
+    }
+}
+
+unsafe extern "C" fn suspend_callback<T: Driver>(dev: *mut raw::hv_device) -> c_int {
+    // INVARIANT: the bus calls this on a bound device, under its device lock.
+    match T::suspend(Device(dev)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn resume_callback<T: Driver>(dev: *mut raw::hv_device) -> c_int {
+    // INVARIANT: the bus calls this on a bound device, under its device lock.
+    match T::resume(Device(dev)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
 }

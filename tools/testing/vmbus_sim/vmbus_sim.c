@@ -18,6 +18,7 @@
  *    through the device's shared memory (vmbus_sim_shm.h documents them).
  */
 #include <linux/bitmap.h>
+#include <linux/debugfs.h>
 #include <linux/hyperv.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -58,6 +59,7 @@ struct sim_bus {
 	struct work_struct scan_work;
 	wait_queue_head_t ctl_wq;
 	bool removing;
+	struct dentry *debugfs;
 	struct sim_chan chan[VMBUS_SIM_MAX_CHANNELS];
 };
 
@@ -783,6 +785,61 @@ static void sim_scan(struct work_struct *work)
 	mutex_unlock(&bus->scan_lock);
 }
 
+/* ---- power management, driven by hand -------------------------------------- */
+
+/*
+ * Writing "suspend" or "resume" to <debugfs>/vmbus_sim/pm calls the bound
+ * drivers' suspend or resume callbacks, as hv_vmbus does around hibernation
+ * (the test bed cannot hibernate the guest itself).
+ */
+static ssize_t sim_pm_write(struct file *file, const char __user *ubuf,
+			    size_t len, loff_t *ppos)
+{
+	struct sim_bus *bus = file->private_data;
+	bool suspend;
+	char cmd[16];
+	unsigned int i;
+	int ret = 0;
+
+	if (len == 0 || len >= sizeof(cmd))
+		return -EINVAL;
+	if (copy_from_user(cmd, ubuf, len))
+		return -EFAULT;
+	cmd[len] = '\0';
+	if (sysfs_streq(cmd, "suspend"))
+		suspend = true;
+	else if (sysfs_streq(cmd, "resume"))
+		suspend = false;
+	else
+		return -EINVAL;
+
+	mutex_lock(&bus->scan_lock);
+	for (i = 0; i < VMBUS_SIM_MAX_CHANNELS && !ret; i++) {
+		struct hv_device *hdev = bus->chan[i].hdev;
+		struct hv_driver *drv;
+
+		if (!hdev)
+			continue;
+		device_lock(&hdev->device);
+		if (hdev->device.driver) {
+			drv = drv_to_hv_drv(hdev->device.driver);
+			if (suspend && drv->suspend)
+				ret = drv->suspend(hdev);
+			else if (!suspend && drv->resume)
+				ret = drv->resume(hdev);
+		}
+		device_unlock(&hdev->device);
+	}
+	mutex_unlock(&bus->scan_lock);
+	return ret ? ret : len;
+}
+
+static const struct file_operations sim_pm_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = sim_pm_write,
+};
+
 /* ---- the ivshmem device --------------------------------------------------- */
 
 static irqreturn_t sim_ctl_irq(int irq, void *arg)
@@ -863,6 +920,8 @@ static int sim_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	iowrite32(ioread32(bus->regs + IVSHMEM_REG_IVPOSITION), &bus->shm->guest_id);
 	iowrite32(shm_rd(&bus->shm->guest_gen) + 1, &bus->shm->guest_gen);
 	pci_set_drvdata(pdev, bus);
+	bus->debugfs = debugfs_create_dir("vmbus_sim", NULL);
+	debugfs_create_file("pm", 0200, bus->debugfs, bus, &sim_pm_fops);
 	schedule_work(&bus->scan_work);
 	return 0;
 
@@ -881,6 +940,7 @@ static void sim_pci_remove(struct pci_dev *pdev)
 	struct sim_bus *bus = pci_get_drvdata(pdev);
 	unsigned int i;
 
+	debugfs_remove_recursive(bus->debugfs);
 	mutex_lock(&bus->scan_lock);
 	WRITE_ONCE(bus->removing, true);
 	mutex_unlock(&bus->scan_lock);

@@ -299,3 +299,36 @@ pub(crate) fn random_faults(ctl: &Control) -> Outcome {
     }
     Ok(())
 }
+
+/// Hibernation, as the bus drives it: suspend closes the channel once the
+/// host has answered what is in flight; a request issued while suspended
+/// waits; resume reopens the channel and the request completes.
+pub(crate) fn suspend_and_resume() -> Outcome {
+    const PM: &str = "/sys/kernel/debug/vmbus_sim/pm";
+    let d = dev()?;
+    echo(&d, 128, 60)?;
+    std::fs::write(PM, "suspend").map_err(|e| format!("suspend: {e}"))?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let waiter = std::thread::spawn(move || -> Outcome {
+        let d = dev()?;
+        let r = echo(&d, 333, 61)?;
+        flag.store(true, std::sync::atomic::Ordering::Release);
+        (r.status == 0)
+            .then_some(())
+            .ok_or(format!("status {:#x}", r.status))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let early = done.load(std::sync::atomic::Ordering::Acquire);
+    std::fs::write(PM, "resume").map_err(|e| format!("resume: {e}"))?;
+    waiter
+        .join()
+        .map_err(|_| "the waiter panicked".to_string())??;
+    if early {
+        return Err("a request completed while the device was suspended".into());
+    }
+    let r = echo(&d, 100, 62)?;
+    (r.status == 0)
+        .then_some(())
+        .ok_or(format!("after resume: status {:#x}", r.status))
+}

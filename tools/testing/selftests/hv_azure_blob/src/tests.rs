@@ -72,6 +72,10 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
         "debugfs_shows_counters",
         Box::new(crate::stress::debugfs_counters),
     ));
+    v.push((
+        "suspend_waits_and_resume_reopens",
+        Box::new(crate::faults::suspend_and_resume),
+    ));
     if let Some(path) = control {
         type Faulty = fn(&Control) -> Outcome;
         let faulty: [(&'static str, Faulty); 7] = [
