@@ -46,7 +46,7 @@ modinfo -F depends "$out/hv_azure_blob.ko" | grep -qx hv_vmbus ||
 say "building the guest programs (static) and the host simulator"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --locked \
 	--target x86_64-unknown-linux-gnu --target-dir "$HVAB_OUT/guest-target" \
-	-p hv_azure_blob_selftests >"$logs/build-guest.log" 2>&1 ||
+	-p hv_azure_blob_selftests -p azure_blob >"$logs/build-guest.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-guest.log" >&2; die "building the guest programs failed"; }
 gbin=$HVAB_OUT/guest-target/x86_64-unknown-linux-gnu/release
 gcc -static -O2 -Wall -Werror -I "$HVAB_ROOT/include/uapi" -o "$out/azure_blob_raw" \
@@ -58,7 +58,7 @@ vsp=$HVAB_ROOT/target/release/azure-blob-vsp
 
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
 	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" "$out/azure_blob_bench.ko" -- \
-	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$out/azure_blob_raw"
+	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$gbin/azblob" "$out/azure_blob_raw"
 
 # 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
 #    (below 2.75 GiB on q35, a file offset is the guest physical address).
