@@ -128,8 +128,8 @@ fn new_store() -> (Arc<MemDevice>, BlobService) {
             ..InitOptions::default()
         },
     )
-    .unwrap();
-    let storage = Arc::new(BlobstoreStorage::on_store(bs).unwrap());
+    .expect("init a store");
+    let storage = Arc::new(BlobstoreStorage::on_store(bs).expect("a catalog on a new store"));
     (dev, BlobService::new(storage, Config::default()))
 }
 
