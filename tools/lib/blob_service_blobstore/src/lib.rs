@@ -287,6 +287,7 @@ struct Catalog {
     end: u64,
     seq: u64,
     base: u64,
+    compact_min: u64,
     records: Records,
 }
 
@@ -371,6 +372,20 @@ impl BlobstoreStorage {
         let catalog = match storage.bs.super_blob() {
             Ok(id) => storage.load_catalog(id)?,
             Err(blobstore::Error::NotFound(_)) => {
+                // Only a new store (init, then a crash before the first catalog was made the
+                // super blob) lacks a catalog. Extents without a catalog mean it was lost:
+                // refuse rather than start empty and reclaim them all.
+                let extents = storage
+                    .bs
+                    .blob_ids()
+                    .into_iter()
+                    .filter(|&id| !storage.is_catalog(id))
+                    .count();
+                if extents > 0 {
+                    return Err(StorageError::Backend(format!(
+                        "the store has no catalog (super blob) but {extents} other blobs"
+                    )));
+                }
                 let cat = storage.new_catalog(&[])?;
                 storage.bs.set_super_blob(cat.log.id()).map_err(bs_err)?;
                 cat
@@ -391,6 +406,26 @@ impl BlobstoreStorage {
         }
         *storage.catalog.lock().map_err(|_| poisoned())? = Some(catalog);
         Ok(storage)
+    }
+
+    /// Sets the log size (default 1 MiB) below which the catalog is never compacted; tests
+    /// lower it to compact often.
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn set_compaction_minimum(&self, bytes: u64) -> StorageResult<()> {
+        if let Some(c) = self.catalog()?.as_mut() {
+            c.compact_min = bytes;
+        }
+        Ok(())
+    }
+
+    /// Whether blob `id` was made as a catalog.
+    fn is_catalog(&self, id: BlobId) -> bool {
+        self.bs
+            .open_blob(id)
+            .and_then(|b| b.get_xattr(KIND_XATTR))
+            .is_ok_and(|v| v == b"catalog")
     }
 
     /// The Blobstore underneath.
@@ -449,6 +484,7 @@ impl BlobstoreStorage {
             end,
             seq,
             base: end,
+            compact_min: COMPACT_MIN,
             records,
         })
     }
@@ -485,6 +521,7 @@ impl BlobstoreStorage {
             end: bytes.len() as u64,
             seq: ops.len() as u64 + 1,
             base: bytes.len() as u64,
+            compact_min: COMPACT_MIN,
             records,
         })
     }
@@ -506,8 +543,9 @@ impl BlobstoreStorage {
         cat.end = end;
         cat.seq += 1;
         cat.records.apply(&op)?;
-        if cat.end > COMPACT_MIN && cat.end > cat.base.saturating_mul(4) {
-            let fresh = self.new_catalog(&cat.records.snapshot_ops()?)?;
+        if cat.end > cat.compact_min && cat.end > cat.base.saturating_mul(4) {
+            let mut fresh = self.new_catalog(&cat.records.snapshot_ops()?)?;
+            fresh.compact_min = cat.compact_min;
             self.bs.set_super_blob(fresh.log.id()).map_err(bs_err)?;
             let old = std::mem::replace(cat, fresh);
             let old_id = old.log.id();

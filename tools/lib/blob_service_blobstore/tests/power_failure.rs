@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use azure_blob_service::storage::{BlobRecord, StagedBlock, Storage};
 use azure_blob_service::{BlobService, Config, MemoryStorage};
 use blob_service_blobstore::{BlobstoreStorage, BSTYPE};
 use blobstore::{Blobstore, CrashMode, Device, InitOptions, LoadOptions, MemDevice};
@@ -194,4 +195,85 @@ fn every_acknowledged_request_survives_a_power_cut_at_any_write() {
     }
     assert!(n > 30, "the workload made only {n} device writes");
     eprintln!("power cut at each of {n} device writes");
+}
+
+fn staged(step: u32) -> BlobRecord {
+    BlobRecord {
+        committed: None,
+        uncommitted: (0..=step % 4)
+            .map(|i| StagedBlock {
+                id: format!("step-{step}-{i}"),
+                extent: 0,
+                len: u64::from(step),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn record_updates_survive_a_power_cut_during_catalog_compaction() {
+    const STEPS: u32 = 60;
+    let name = |step: u32| format!("r{}", step % 5);
+    let mut n = 1;
+    let mut compactions = 0;
+    loop {
+        let dev = Arc::new(MemDevice::new(8 << 20, 4096));
+        let d: Arc<dyn Device> = dev.clone();
+        let bs = Blobstore::init(
+            d,
+            &InitOptions {
+                cluster_size: 64 << 10,
+                bstype: BSTYPE,
+                ..InitOptions::default()
+            },
+        )
+        .unwrap();
+        let s = BlobstoreStorage::on_store(bs.clone()).unwrap();
+        s.set_compaction_minimum(2048).unwrap();
+        let first = bs.super_blob().unwrap();
+        dev.fail_from(n);
+        let acked = (0..STEPS)
+            .take_while(|&k| s.put_blob("c", &name(k), &staged(k)).is_ok())
+            .count() as u32;
+        if acked == STEPS && bs.super_blob().unwrap() != first {
+            compactions += 1;
+        }
+        for mode in [
+            CrashMode::KeepCompleted,
+            CrashMode::DropUnflushed { seed: n },
+        ] {
+            let d: Arc<dyn Device> = Arc::new(MemDevice::from_image(dev.crash_image(mode), 4096));
+            let bs = Blobstore::load(
+                d,
+                &LoadOptions {
+                    bstype: BSTYPE,
+                    force_recover: false,
+                },
+            )
+            .expect("a crashed store loads");
+            let s = BlobstoreStorage::on_store(bs.clone()).expect("its catalog loads");
+            for r in 0..5 {
+                // The last acknowledged put of this name, or the one in flight.
+                let last = (0..acked).rev().find(|k| k % 5 == r).map(staged);
+                let in_flight = (acked < STEPS && acked % 5 == r).then(|| staged(acked));
+                let got = s.get_blob("c", &format!("r{r}")).unwrap();
+                assert!(
+                    got == last || (in_flight.is_some() && got == in_flight),
+                    "cut at write {n} ({mode:?}) after {acked} puts: r{r} is {got:?}"
+                );
+            }
+            assert_eq!(
+                bs.blob_ids().len(),
+                1,
+                "cut at write {n}: only the catalog is left"
+            );
+            assert_eq!(bs.check().unwrap().free_clusters, bs.free_clusters());
+        }
+        if acked == STEPS {
+            break;
+        }
+        n += 1;
+    }
+    assert!(compactions > 0, "the catalog was never compacted");
+    eprintln!("power cut at each of {n} device writes of {STEPS} record updates");
 }

@@ -504,3 +504,33 @@ fn concurrent_writers_of_one_io_unit_lose_nothing() {
         );
     }
 }
+
+#[test]
+fn a_store_whose_catalog_is_gone_is_refused_not_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let s = open(&path);
+    let e = s.create_extent(0).unwrap();
+    s.write_extent(e, 0, b"data").unwrap();
+    s.sync_extent(e).unwrap();
+    let rec = BlobRecord {
+        committed: None,
+        uncommitted: vec![azure_blob_service::storage::StagedBlock {
+            id: "QQ==".into(),
+            extent: e,
+            len: 4,
+        }],
+    };
+    s.put_blob("c", "b", &rec).unwrap();
+    let bs = s.blobstore().clone();
+    let cat = bs.super_blob().unwrap();
+    drop(s);
+    bs.delete_blob(cat).unwrap();
+    bs.unload().unwrap();
+    let err = BlobstoreStorage::open(&path, opts()).unwrap_err();
+    assert!(err.to_string().contains("no catalog"), "{err}");
+    // The extent was not reclaimed.
+    let dev: Arc<dyn blobstore::Device> = Arc::new(blobstore::FileDevice::open(&path).unwrap());
+    let bs = blobstore::Blobstore::load(dev, &blobstore::LoadOptions::default()).unwrap();
+    assert_eq!(bs.blob_ids(), [e]);
+}
