@@ -544,13 +544,32 @@ impl BlobstoreStorage {
         cat.seq += 1;
         cat.records.apply(&op)?;
         if cat.end > cat.compact_min && cat.end > cat.base.saturating_mul(4) {
-            let mut fresh = self.new_catalog(&cat.records.snapshot_ops()?)?;
-            fresh.compact_min = cat.compact_min;
-            self.bs.set_super_blob(fresh.log.id()).map_err(bs_err)?;
-            let old = std::mem::replace(cat, fresh);
-            let old_id = old.log.id();
-            old.log.close().map_err(bs_err)?;
-            self.bs.delete_blob(old_id).map_err(bs_err)?;
+            // The operation is durable already: a failed compaction does not fail it.
+            let fresh = cat
+                .records
+                .snapshot_ops()
+                .and_then(|ops| self.new_catalog(&ops));
+            match fresh {
+                Err(_) => {
+                    // Keep the old log; try again when it has grown four times more.
+                    cat.base = cat.end;
+                }
+                Ok(mut fresh) => {
+                    fresh.compact_min = cat.compact_min;
+                    if let Err(e) = self.bs.set_super_blob(fresh.log.id()) {
+                        // Which log the super block names is unknown now: take no more
+                        // updates (the next open finds the records in either).
+                        *guard = None;
+                        return Err(bs_err(e));
+                    }
+                    let old = std::mem::replace(cat, fresh);
+                    let old_id = old.log.id();
+                    // A failure leaves an orphan that the next open deletes.
+                    if old.log.close().is_ok() {
+                        let _ = self.bs.delete_blob(old_id);
+                    }
+                }
+            }
         }
         Ok(())
     }
