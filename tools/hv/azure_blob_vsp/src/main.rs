@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use azure_blob_service::{BlobService, Config, MemoryStorage};
+use azure_blob_service::{BlobService, Config, MemoryStorage, Storage};
 use azure_blob_vsp::blob::BlobHandler;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
 use azure_blob_vsp::host::HandlerFactory;
@@ -20,6 +20,7 @@ use azure_blob_vsp::host::{
 };
 use azure_blob_vsp::ivshmem::IvshmemResources;
 use azure_blob_vsp::vsp::{EchoHandler, RequestHandler};
+use blob_service_blobstore::{BlobstoreStorage, CreateOptions};
 
 /// Azure Blob VSP simulator: ivshmem server for QEMU and VMBus host side.
 #[derive(Debug, Parser)]
@@ -42,6 +43,13 @@ struct Args {
     /// `echo`, the test bed's echo handler.
     #[arg(long, value_enum, default_value_t = HandlerKind::Blob)]
     handler: HandlerKind,
+    /// Keep the blob service's data in a Blobstore in this file (created,
+    /// sparse, if missing or empty) instead of in memory.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Size in bytes of a Blobstore file that --store creates.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "store")]
+    store_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -225,7 +233,20 @@ fn main() -> Result<()> {
     // One blob service for the life of this process: blobs survive guest
     // reboots and re-offers. (Requests on the HTTP-less VSC door are not
     // SharedKey-signed unless a key is configured for it.)
-    let service = BlobService::new(Arc::new(MemoryStorage::new()), Config::default());
+    let storage: Arc<dyn Storage> = match &args.store {
+        Some(path) => {
+            let opts = CreateOptions {
+                size: args.store_size,
+                ..CreateOptions::default()
+            };
+            let s = BlobstoreStorage::open(path, opts)
+                .with_context(|| format!("Blobstore {}", path.display()))?;
+            tracing::info!("blob store: Blobstore in {}", path.display());
+            Arc::new(s)
+        }
+        None => Arc::new(MemoryStorage::new()),
+    };
+    let service = BlobService::new(storage, Config::default());
     let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(
         &args, &service,
     )?))));
