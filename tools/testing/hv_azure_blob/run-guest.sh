@@ -78,11 +78,15 @@ cleanup() {
 trap cleanup EXIT
 truncate -s ${mem}M "$run/guest-ram"
 # The selftests check the echo handler's answers byte for byte; the demo
-# talks to the blob service.
-handler=echo
-[ "$mode" = demo ] && handler=blob
+# talks to the blob service on a persistent Blobstore file, so a second run
+# finds the blobs of the first.
+vsp_args=(--handler echo)
+if [ "$mode" = demo ]; then
+	vsp_args=(--handler blob --store "$HVAB_OUT/demo.blobstore")
+	[ -f "$HVAB_OUT/demo.blobstore" ] && say "the demo's Blobstore exists: $HVAB_OUT/demo.blobstore (blobs of earlier runs are kept)"
+fi
 "$vsp" --ivshmem-socket "$run/ivsh.sock" --guest-ram "$run/guest-ram" \
-	--control-socket "$run/ctl.sock" --handler "$handler" >"$logs/vsp.log" 2>&1 &
+	--control-socket "$run/ctl.sock" "${vsp_args[@]}" >"$logs/vsp.log" 2>&1 &
 vsp_pid=$!
 for _ in $(seq 1 100); do [ -S "$run/ivsh.sock" ] && [ -S "$run/ctl.sock" ] && break; sleep 0.05; done
 [ -S "$run/ivsh.sock" ] || { cat "$logs/vsp.log" >&2; die "the host simulator did not start"; }
