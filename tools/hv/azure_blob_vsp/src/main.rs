@@ -38,18 +38,26 @@ struct Args {
     /// Devices to offer at start (and to every new QEMU).
     #[arg(long, value_name = "N", default_value_t = 1)]
     offer: usize,
-    /// What answers the requests: `blob`, the Azure Blob service (in-memory
-    /// store, shared by every channel and kept across guest reboots), or
-    /// `echo`, the test bed's echo handler.
+    /// What answers the requests: `blob`, the Azure Blob service (shared by
+    /// every channel, kept across guest reboots), or `echo`, the test bed's
+    /// echo handler.
     #[arg(long, value_enum, default_value_t = HandlerKind::Blob)]
     handler: HandlerKind,
-    /// Keep the blob service's data in a Blobstore in this file (created,
-    /// sparse, if missing or empty) instead of in memory.
-    #[arg(long, value_name = "PATH")]
-    store: Option<PathBuf>,
+    /// Where the blob service keeps its data: a Blobstore in this file
+    /// (created, sparse, if missing or empty).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "azure-blob-vsp.blobstore",
+        conflicts_with = "memory"
+    )]
+    store: PathBuf,
     /// Size in bytes of a Blobstore file that --store creates.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "store")]
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     store_size: u64,
+    /// Keep the blob service's data in memory instead (lost at exit).
+    #[arg(long)]
+    memory: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -233,18 +241,19 @@ fn main() -> Result<()> {
     // One blob service for the life of this process: blobs survive guest
     // reboots and re-offers. (Requests on the HTTP-less VSC door are not
     // SharedKey-signed unless a key is configured for it.)
-    let storage: Arc<dyn Storage> = match &args.store {
-        Some(path) => {
-            let opts = CreateOptions {
-                size: args.store_size,
-                ..CreateOptions::default()
-            };
-            let s = BlobstoreStorage::open(path, opts)
-                .with_context(|| format!("Blobstore {}", path.display()))?;
-            tracing::info!("blob store: Blobstore in {}", path.display());
-            Arc::new(s)
-        }
-        None => Arc::new(MemoryStorage::new()),
+    let storage: Arc<dyn Storage> = if args.memory || args.handler == HandlerKind::Echo {
+        tracing::info!("blob store: in memory");
+        Arc::new(MemoryStorage::new())
+    } else {
+        let path = &args.store;
+        let opts = CreateOptions {
+            size: args.store_size,
+            ..CreateOptions::default()
+        };
+        let s = BlobstoreStorage::open(path, opts)
+            .with_context(|| format!("Blobstore {}", path.display()))?;
+        tracing::info!("blob store: Blobstore in {}", path.display());
+        Arc::new(s)
     };
     let service = BlobService::new(storage, Config::default());
     let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(
