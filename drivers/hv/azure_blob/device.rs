@@ -538,7 +538,7 @@ impl hv::Driver for AzureBlobDriver {
         drop(data.wq); // waits for the release of abandoned requests
         let dropped = shared.stats.dropped.load(Ordering::Relaxed);
         if dropped != 0 {
-            pr_warn!("hv_azure_blob: dropped {} malformed or unknown completions\n", dropped);
+            pr_warn!("dropped {} malformed or unknown completions from the host\n", dropped);
         }
     }
 }
