@@ -70,3 +70,25 @@ start_azurite() {
 	die "Azurite did not start"
 }
 
+
+# Makes $WORK under the checkout's git-ignored out/ (not /tmp, which other
+# jobs clean), and at exit stops the servers whose pids are in AZURITE_PID and
+# HTTPD_PID and removes $WORK, keeping the script's exit status.
+setup_work() {
+	mkdir -p "$ROOT/out"
+	WORK=$(mktemp -d "$ROOT/out/$1.XXXXXX")
+	AZURITE_PID=
+	HTTPD_PID=
+	trap cleanup_work EXIT INT TERM
+}
+
+cleanup_work() {
+	local rc=$?
+	set +e
+	for pid in $AZURITE_PID $HTTPD_PID; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	rm -rf "$WORK"
+	exit "$rc"
+}

@@ -13,22 +13,7 @@ set -euo pipefail
 # shellcheck source=tools/testing/blob_service/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Under the checkout's git-ignored out/ (not /tmp, which other jobs clean).
-mkdir -p "$ROOT/out"
-WORK=$(mktemp -d "$ROOT/out/blob-service-tests.XXXXXX")
-AZURITE_PID=
-HTTPD_PID=
-cleanup() {
-	local rc=$?
-	set +e
-	for pid in $AZURITE_PID $HTTPD_PID; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT INT TERM
+setup_work blob-service-tests
 
 install_azurite
 install_sdk

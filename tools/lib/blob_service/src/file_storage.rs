@@ -17,7 +17,7 @@
 //! listing. At open, extent files that no record references are removed: they are the
 //! leftovers of writes that were never acknowledged.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::storage::{
-    BlobRecord, ContainerRecord, ExtentId, Record, Storage, StorageError, StorageResult,
+    BlobRecord, ContainerRecord, ExtentId, Record, RecordIndex, Storage, StorageError,
+    StorageResult,
 };
 
 /// Extents and records in a directory.
@@ -34,8 +35,7 @@ use crate::storage::{
 pub struct FileStorage {
     root: PathBuf,
     next_extent: AtomicU64,
-    containers: RwLock<BTreeMap<String, ContainerRecord>>,
-    blobs: RwLock<BTreeMap<String, BTreeMap<String, BlobRecord>>>,
+    records: RwLock<RecordIndex>,
 }
 
 fn io(e: std::io::Error) -> StorageError {
@@ -113,16 +113,15 @@ impl FileStorage {
         for d in ["extents", "containers", "blobs"] {
             fs::create_dir_all(root.join(d)).map_err(io)?;
         }
-        let mut containers = BTreeMap::new();
+        let mut records = RecordIndex::default();
         for (name, path) in read_dir_files(&root.join("containers"))? {
             if name.ends_with(".tmp") {
                 remove_file(&path)?;
                 continue;
             }
             let rec = ContainerRecord::decode(&fs::read(&path).map_err(io)?)?;
-            containers.insert(unhex(&name)?, rec);
+            records.put_container(&unhex(&name)?, rec);
         }
-        let mut blobs: BTreeMap<String, BTreeMap<String, BlobRecord>> = BTreeMap::new();
         let mut live = HashSet::new();
         for (cname, cpath) in read_dir_files(&root.join("blobs"))? {
             let container = unhex(&cname)?;
@@ -133,10 +132,7 @@ impl FileStorage {
                 }
                 let rec = BlobRecord::decode(&fs::read(&bpath).map_err(io)?)?;
                 live.extend(rec.extents());
-                blobs
-                    .entry(container.clone())
-                    .or_default()
-                    .insert(unhex(&bname)?, rec);
+                records.put_blob(&container, &unhex(&bname)?, rec);
             }
         }
         let mut max_id = 0;
@@ -152,8 +148,7 @@ impl FileStorage {
         Ok(Self {
             root,
             next_extent: AtomicU64::new(max_id),
-            containers: RwLock::new(containers),
-            blobs: RwLock::new(blobs),
+            records: RwLock::new(records),
         })
     }
 
@@ -239,12 +234,7 @@ impl Storage for FileStorage {
     }
 
     fn get_container(&self, name: &str) -> StorageResult<Option<ContainerRecord>> {
-        Ok(self
-            .containers
-            .read()
-            .map_err(|_| poisoned())?
-            .get(name)
-            .cloned())
+        Ok(self.records.read().map_err(|_| poisoned())?.container(name))
     }
 
     fn put_container(&self, name: &str, rec: &ContainerRecord) -> StorageResult<()> {
@@ -252,10 +242,10 @@ impl Storage for FileStorage {
             &self.root.join("containers").join(hex(name)),
             &rec.encode()?,
         )?;
-        self.containers
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .insert(name.to_string(), rec.clone());
+            .put_container(name, rec.clone());
         Ok(())
     }
 
@@ -268,11 +258,10 @@ impl Storage for FileStorage {
             sync_dir(&self.root.join("blobs"))?;
         }
         remove_file(&self.root.join("containers").join(hex(name)))?;
-        self.blobs.write().map_err(|_| poisoned())?.remove(name);
-        self.containers
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .remove(name);
+            .delete_container(name);
         Ok(())
     }
 
@@ -281,40 +270,36 @@ impl Storage for FileStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, ContainerRecord)>> {
-        let map = self.containers.read().map_err(|_| poisoned())?;
-        Ok(map
-            .range(start.to_string()..)
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .list_containers(start, limit))
     }
 
     fn get_blob(&self, container: &str, name: &str) -> StorageResult<Option<BlobRecord>> {
-        let map = self.blobs.read().map_err(|_| poisoned())?;
-        Ok(map.get(container).and_then(|c| c.get(name)).cloned())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .blob(container, name))
     }
 
     fn put_blob(&self, container: &str, name: &str, rec: &BlobRecord) -> StorageResult<()> {
         replace_file(&self.blob_path(container, name), &rec.encode()?)?;
-        self.blobs
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .entry(container.to_string())
-            .or_default()
-            .insert(name.to_string(), rec.clone());
+            .put_blob(container, name, rec.clone());
         Ok(())
     }
 
     fn delete_blob(&self, container: &str, name: &str) -> StorageResult<()> {
         remove_file(&self.blob_path(container, name))?;
-        if let Some(c) = self
-            .blobs
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .get_mut(container)
-        {
-            c.remove(name);
-        }
+            .delete_blob(container, name);
         Ok(())
     }
 
@@ -324,16 +309,11 @@ impl Storage for FileStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, BlobRecord)>> {
-        let map = self.blobs.read().map_err(|_| poisoned())?;
-        Ok(map
-            .get(container)
-            .map(|c| {
-                c.range(start.to_string()..)
-                    .take(limit)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .list_blobs(container, start, limit))
     }
 }
 

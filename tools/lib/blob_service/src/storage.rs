@@ -297,8 +297,85 @@ type ExtentCell = Arc<RwLock<Vec<u8>>>;
 pub struct MemoryStorage {
     next_extent: AtomicU64,
     extents: RwLock<HashMap<ExtentId, ExtentCell>>,
-    containers: RwLock<BTreeMap<String, ContainerRecord>>,
-    blobs: RwLock<BTreeMap<String, BTreeMap<String, BlobRecord>>>,
+    records: RwLock<RecordIndex>,
+}
+
+/// The container and blob records of a store, in name order: the index
+/// every backend keeps in memory (keeping it durable is the backend's part).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordIndex {
+    /// Container records.
+    pub containers: BTreeMap<String, ContainerRecord>,
+    /// Blob records per container (no empty inner maps).
+    pub blobs: BTreeMap<String, BTreeMap<String, BlobRecord>>,
+}
+
+impl RecordIndex {
+    /// A container record.
+    pub fn container(&self, name: &str) -> Option<ContainerRecord> {
+        self.containers.get(name).cloned()
+    }
+
+    /// Creates or replaces a container record.
+    pub fn put_container(&mut self, name: &str, rec: ContainerRecord) {
+        self.containers.insert(name.to_string(), rec);
+    }
+
+    /// Removes a container record and every blob record under it.
+    pub fn delete_container(&mut self, name: &str) {
+        self.containers.remove(name);
+        self.blobs.remove(name);
+    }
+
+    /// Up to `limit` containers whose names are `>= start`.
+    pub fn list_containers(&self, start: &str, limit: usize) -> Vec<(String, ContainerRecord)> {
+        self.containers
+            .range(start.to_string()..)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// A blob record.
+    pub fn blob(&self, container: &str, name: &str) -> Option<BlobRecord> {
+        self.blobs.get(container).and_then(|c| c.get(name)).cloned()
+    }
+
+    /// Creates or replaces a blob record.
+    pub fn put_blob(&mut self, container: &str, name: &str, rec: BlobRecord) {
+        self.blobs
+            .entry(container.to_string())
+            .or_default()
+            .insert(name.to_string(), rec);
+    }
+
+    /// Removes a blob record.
+    pub fn delete_blob(&mut self, container: &str, name: &str) {
+        if let Some(c) = self.blobs.get_mut(container) {
+            c.remove(name);
+            if c.is_empty() {
+                self.blobs.remove(container);
+            }
+        }
+    }
+
+    /// Up to `limit` blob records of a container whose names are `>= start`.
+    pub fn list_blobs(
+        &self,
+        container: &str,
+        start: &str,
+        limit: usize,
+    ) -> Vec<(String, BlobRecord)> {
+        self.blobs
+            .get(container)
+            .map(|c| {
+                c.range(start.to_string()..)
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn poisoned() -> StorageError {
@@ -333,8 +410,13 @@ impl MemoryStorage {
             ext.insert(*id, cell.read().map_err(|_| poisoned())?.clone());
         }
         Ok(Snapshot {
-            containers: self.containers.read().map_err(|_| poisoned())?.clone(),
-            blobs: self.blobs.read().map_err(|_| poisoned())?.clone(),
+            containers: self
+                .records
+                .read()
+                .map_err(|_| poisoned())?
+                .containers
+                .clone(),
+            blobs: self.records.read().map_err(|_| poisoned())?.blobs.clone(),
             extents: ext,
         })
     }
@@ -420,28 +502,22 @@ impl Storage for MemoryStorage {
     }
 
     fn get_container(&self, name: &str) -> StorageResult<Option<ContainerRecord>> {
-        Ok(self
-            .containers
-            .read()
-            .map_err(|_| poisoned())?
-            .get(name)
-            .cloned())
+        Ok(self.records.read().map_err(|_| poisoned())?.container(name))
     }
 
     fn put_container(&self, name: &str, rec: &ContainerRecord) -> StorageResult<()> {
-        self.containers
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .insert(name.to_string(), rec.clone());
+            .put_container(name, rec.clone());
         Ok(())
     }
 
     fn delete_container(&self, name: &str) -> StorageResult<()> {
-        self.containers
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .remove(name);
-        self.blobs.write().map_err(|_| poisoned())?.remove(name);
+            .delete_container(name);
         Ok(())
     }
 
@@ -450,38 +526,34 @@ impl Storage for MemoryStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, ContainerRecord)>> {
-        let map = self.containers.read().map_err(|_| poisoned())?;
-        Ok(map
-            .range(start.to_string()..)
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .list_containers(start, limit))
     }
 
     fn get_blob(&self, container: &str, name: &str) -> StorageResult<Option<BlobRecord>> {
-        let map = self.blobs.read().map_err(|_| poisoned())?;
-        Ok(map.get(container).and_then(|c| c.get(name)).cloned())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .blob(container, name))
     }
 
     fn put_blob(&self, container: &str, name: &str, rec: &BlobRecord) -> StorageResult<()> {
-        self.blobs
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .entry(container.to_string())
-            .or_default()
-            .insert(name.to_string(), rec.clone());
+            .put_blob(container, name, rec.clone());
         Ok(())
     }
 
     fn delete_blob(&self, container: &str, name: &str) -> StorageResult<()> {
-        if let Some(c) = self
-            .blobs
+        self.records
             .write()
             .map_err(|_| poisoned())?
-            .get_mut(container)
-        {
-            c.remove(name);
-        }
+            .delete_blob(container, name);
         Ok(())
     }
 
@@ -491,16 +563,11 @@ impl Storage for MemoryStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, BlobRecord)>> {
-        let map = self.blobs.read().map_err(|_| poisoned())?;
-        Ok(map
-            .get(container)
-            .map(|c| {
-                c.range(start.to_string()..)
-                    .take(limit)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self
+            .records
+            .read()
+            .map_err(|_| poisoned())?
+            .list_blobs(container, start, limit))
     }
 }
 

@@ -29,12 +29,13 @@
 //!   record is deleted: extents of uploads never acknowledged, and an old or half-written
 //!   catalog from an interrupted compaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use azure_blob_service::storage::{
-    BlobRecord, ContainerRecord, ExtentId, Record, Storage, StorageError, StorageResult,
+    BlobRecord, ContainerRecord, ExtentId, Record, RecordIndex, Storage, StorageError,
+    StorageResult,
 };
 use blobstore::{
     Blob, BlobId, BlobOptions, Blobstore, Device, FileDevice, InitOptions, LoadOptions,
@@ -78,37 +79,19 @@ enum Op {
     DeleteBlob(String, String),
 }
 
+/// The records, in memory; the catalog's log is their durable copy.
 #[derive(Debug, Default)]
-struct Records {
-    containers: BTreeMap<String, ContainerRecord>,
-    blobs: BTreeMap<String, BTreeMap<String, BlobRecord>>,
-}
+struct Records(RecordIndex);
 
 impl Records {
     fn apply(&mut self, op: &Op) -> StorageResult<()> {
         match op {
             Op::PutContainer(name, rec) => {
-                self.containers
-                    .insert(name.clone(), ContainerRecord::decode(rec)?);
+                self.0.put_container(name, ContainerRecord::decode(rec)?)
             }
-            Op::DeleteContainer(name) => {
-                self.containers.remove(name);
-                self.blobs.remove(name);
-            }
-            Op::PutBlob(c, name, rec) => {
-                self.blobs
-                    .entry(c.clone())
-                    .or_default()
-                    .insert(name.clone(), BlobRecord::decode(rec)?);
-            }
-            Op::DeleteBlob(c, name) => {
-                if let Some(m) = self.blobs.get_mut(c) {
-                    m.remove(name);
-                    if m.is_empty() {
-                        self.blobs.remove(c);
-                    }
-                }
-            }
+            Op::DeleteContainer(name) => self.0.delete_container(name),
+            Op::PutBlob(c, name, rec) => self.0.put_blob(c, name, BlobRecord::decode(rec)?),
+            Op::DeleteBlob(c, name) => self.0.delete_blob(c, name),
         }
         Ok(())
     }
@@ -116,10 +99,10 @@ impl Records {
     /// Operations that rebuild these records from nothing.
     fn snapshot_ops(&self) -> StorageResult<Vec<Op>> {
         let mut ops = Vec::new();
-        for (name, rec) in &self.containers {
+        for (name, rec) in &self.0.containers {
             ops.push(Op::PutContainer(name.clone(), rec.encode()?));
         }
-        for (c, m) in &self.blobs {
+        for (c, m) in &self.0.blobs {
             for (name, rec) in m {
                 ops.push(Op::PutBlob(c.clone(), name.clone(), rec.encode()?));
             }
@@ -394,6 +377,7 @@ impl BlobstoreStorage {
         };
         let mut live: HashSet<BlobId> = catalog
             .records
+            .0
             .blobs
             .values()
             .flat_map(|m| m.values().flat_map(BlobRecord::extents))
@@ -672,7 +656,7 @@ impl Storage for BlobstoreStorage {
     }
 
     fn get_container(&self, name: &str) -> StorageResult<Option<ContainerRecord>> {
-        self.read_records(|r| r.containers.get(name).cloned())
+        self.read_records(|r| r.0.container(name))
     }
 
     fn put_container(&self, name: &str, rec: &ContainerRecord) -> StorageResult<()> {
@@ -688,17 +672,11 @@ impl Storage for BlobstoreStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, ContainerRecord)>> {
-        self.read_records(|r| {
-            r.containers
-                .range(start.to_string()..)
-                .take(limit)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
+        self.read_records(|r| r.0.list_containers(start, limit))
     }
 
     fn get_blob(&self, container: &str, name: &str) -> StorageResult<Option<BlobRecord>> {
-        self.read_records(|r| r.blobs.get(container).and_then(|c| c.get(name)).cloned())
+        self.read_records(|r| r.0.blob(container, name))
     }
 
     fn put_blob(&self, container: &str, name: &str, rec: &BlobRecord) -> StorageResult<()> {
@@ -719,16 +697,6 @@ impl Storage for BlobstoreStorage {
         start: &str,
         limit: usize,
     ) -> StorageResult<Vec<(String, BlobRecord)>> {
-        self.read_records(|r| {
-            r.blobs
-                .get(container)
-                .map(|c| {
-                    c.range(start.to_string()..)
-                        .take(limit)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
+        self.read_records(|r| r.0.list_blobs(container, start, limit))
     }
 }

@@ -27,9 +27,10 @@ use rand::{Rng, SeedableRng};
 #[derive(Parser, Debug)]
 #[command(name = "blobstore-bench", about = "Blobstore figures (not a test)")]
 struct Args {
-    /// Backing file (created, 1 GiB).
-    #[arg(long, default_value = "/var/tmp/blobstore-bench.img")]
-    path: PathBuf,
+    /// Backing file (created, 1 GiB; removed at the end). Default:
+    /// blobstore-bench.img in the temporary directory ($TMPDIR).
+    #[arg(long)]
+    path: Option<PathBuf>,
     /// Seconds per IOPS measurement.
     #[arg(long, default_value_t = 0.5)]
     secs: f64,
@@ -170,15 +171,19 @@ fn io_err(e: blobstore::Error) -> std::io::Error {
 
 fn main() -> Res<()> {
     let args = Args::parse();
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("blobstore-bench.img"));
     let dur = Duration::from_secs_f64(args.secs);
     println!(
         "blobstore-bench: {} (1 GiB, 1 MiB clusters); median of {} alternating {:.2} s runs",
-        args.path.display(),
+        path.display(),
         args.rounds,
         args.secs
     );
 
-    let dev = Arc::new(FileDevice::create(&args.path, GIB)?);
+    let dev = Arc::new(FileDevice::create(&path, GIB)?);
     let bs = Blobstore::init(
         dev.clone() as Arc<dyn Device>,
         &InitOptions {
@@ -202,7 +207,7 @@ fn main() -> Res<()> {
     let region_start = (bs.total_clusters() - bs.usable_clusters()) * CS;
     let region_len = n * CS;
     let blocks = region_len / 4096;
-    let raw = File::options().read(true).write(true).open(&args.path)?;
+    let raw = File::options().read(true).write(true).open(&path)?;
 
     println!();
     println!(
@@ -421,7 +426,7 @@ fn main() -> Res<()> {
         raw.set_len(0)?;
         raw.write_all_at(img, 0)?;
         raw.sync_all()?;
-        let fdev = Arc::new(FileDevice::open(&args.path)?) as Arc<dyn Device>;
+        let fdev = Arc::new(FileDevice::open(&path)?) as Arc<dyn Device>;
         let t0 = Instant::now();
         let loaded = Blobstore::load(fdev, &LoadOptions::default())?;
         let el = t0.elapsed();
@@ -436,6 +441,6 @@ fn main() -> Res<()> {
         println!("  {name} load: {:>8.1} ms", el.as_secs_f64() * 1000.0);
     }
     drop(raw);
-    std::fs::remove_file(&args.path)?;
+    std::fs::remove_file(&path)?;
     Ok(())
 }
