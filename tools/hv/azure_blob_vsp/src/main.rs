@@ -11,6 +11,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
+use azure_blob_service::server::HttpServer;
 use azure_blob_service::{BlobService, Config, MemoryStorage, Storage};
 use azure_blob_vsp::blob::BlobHandler;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
@@ -58,6 +59,11 @@ struct Args {
     /// Keep the blob service's data in memory instead (lost at exit).
     #[arg(long)]
     memory: bool,
+    /// Also serve the blob service over HTTP (Blob REST with SharedKey) on
+    /// this address, e.g. 127.0.0.1:10000: the same containers and blobs
+    /// as the VSC door.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -256,6 +262,18 @@ fn main() -> Result<()> {
         Arc::new(s)
     };
     let service = BlobService::new(storage, Config::default());
+    let _http = match &args.http {
+        Some(addr) => {
+            let server = HttpServer::start(service.clone(), addr.as_str(), 64)
+                .with_context(|| format!("--http {addr}"))?;
+            tracing::info!(
+                "HTTP door: http://{}/devstoreaccount1 (the same blob service)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
     let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(
         &args, &service,
     )?))));

@@ -51,23 +51,7 @@ impl RequestHead {
     }
 }
 
-/// Decodes `a=b&c=d` into pairs (percent-decoding; `+` stays literal).
-pub fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (pct_decode(k), pct_decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decodes a URL component (invalid UTF-8 is replaced).
-pub fn pct_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
+pub use hv_azure_blob_proto::shared_key::{parse_query, pct_decode};
 
 /// Why a head could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

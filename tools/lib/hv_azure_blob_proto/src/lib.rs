@@ -9,4 +9,6 @@ mod defs;
 pub use defs::*;
 
 pub mod guid;
+#[cfg(feature = "shared-key")]
+pub mod shared_key;
 pub mod sim_shm;

@@ -1,51 +1,76 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
-//! azblob: Azure Blob storage from the command line, through /dev/azure_blob.
+//! azblob: Azure Blob storage from the command line, through /dev/azure_blob
+//! (or, with `--transport http`, Blob REST over TCP).
 //!
 //! Blobs are named `az://CONTAINER/BLOB`; anything else is a local path.
 //! Exit codes: 0 success, 1 usage or local error, 2 not found, 3 conflict
 //! (already exists, lease), 4 condition not met, 5 other service error,
-//! 6 the device or the host failed.
+//! 6 the device, the host or the connection failed.
 
-use azure_blob::{Device, RestRequest, RestResponse, VscClient, DEV_ACCOUNT};
-use base64::Engine;
-use clap::{Parser, Subcommand};
+use azure_blob::{
+    BlobClient, BlobServiceClient, BlockListType, Conditions, DownloadOptions, Error,
+    ListBlobsOptions, UploadOptions, DEV_ACCOUNT, DEV_KEY,
+};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{Read, Write};
 use std::process::ExitCode;
-
-/// Files up to this size go up in one Put Blob; larger ones in staged blocks.
-const SINGLE_SHOT: usize = 16 << 20;
-/// Block size of staged uploads and of ranged downloads.
-const BLOCK: usize = 8 << 20;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
     name = "azblob",
     version,
-    about = "Azure Blob storage through /dev/azure_blob (the VMBus fast path)",
+    about = "Azure Blob storage through /dev/azure_blob (the VMBus fast path) or HTTP",
     long_about = "Azure Blob storage through /dev/azure_blob, the VMBus fast path of Azure VMs: \
-                  no HTTP or TCP in the guest. Blobs are written az://CONTAINER/BLOB.\n\n\
+                  no HTTP or TCP in the guest. With --transport http the same commands speak \
+                  Blob REST over TCP (SharedKey) to --endpoint: the simulator's HTTP door, \
+                  Azurite, any plain-HTTP Blob endpoint. Blobs are written az://CONTAINER/BLOB.\n\n\
                   Examples:\n  azblob mb photos\n  azblob cp ./cat.jpg az://photos/cat.jpg\n  \
-                  azblob ls az://photos\n  azblob cat az://photos/cat.jpg --offset 0 --length 100 | xxd\n  \
-                  azblob cp az://photos/cat.jpg ./copy.jpg\n\n\
+                  azblob ls az://photos\n  azblob ls az://photos/2026/ --delimiter /\n  \
+                  azblob cat az://photos/cat.jpg --offset 0 --length 100 | xxd\n  \
+                  azblob cp az://photos/cat.jpg ./copy.jpg\n  \
+                  azblob --transport http --endpoint http://127.0.0.1:10000/devstoreaccount1 ls\n\n\
                   Exit codes: 0 ok, 1 usage or local error, 2 not found, 3 conflict, \
-                  4 condition not met, 5 other service error, 6 device or host failure."
+                  4 condition not met, 5 other service error, 6 device, host or connection failure."
 )]
 struct Cli {
+    /// How to reach the service.
+    #[arg(long, value_enum, default_value_t = TransportKind::Vsc, global = true, env = "AZBLOB_TRANSPORT")]
+    transport: TransportKind,
     /// The storage account.
-    #[arg(long, default_value = DEV_ACCOUNT, global = true)]
+    #[arg(long, default_value = DEV_ACCOUNT, global = true, env = "AZURE_STORAGE_ACCOUNT")]
     account: String,
-    /// The device node.
+    /// The device node (--transport vsc).
     #[arg(long, default_value = azure_blob::DEFAULT_PATH, global = true)]
     device: String,
+    /// The Blob endpoint (--transport http), path style with the account.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:10000/devstoreaccount1",
+        global = true,
+        env = "AZBLOB_ENDPOINT"
+    )]
+    endpoint: String,
+    /// The account key, base64 (--transport http); default: the development
+    /// account's public key.
+    #[arg(long, global = true, env = "AZURE_STORAGE_KEY", hide_env_values = true)]
+    key: Option<String>,
     /// No progress bars and no messages, only errors (for scripts).
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Parallel block transfers for large files.
+    /// Blocks transferred at once for large files.
     #[arg(long, default_value_t = 4, global = true)]
     parallel: usize,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportKind {
+    /// /dev/azure_blob (the VMBus fast path)
+    Vsc,
+    /// Blob REST over TCP with SharedKey
+    Http,
 }
 
 #[derive(Subcommand)]
@@ -55,18 +80,24 @@ enum Cmd {
     /// Remove a container and its blobs.
     Rb { container: String },
     /// List containers, or the blobs of az://CONTAINER[/PREFIX].
-    Ls { target: Option<String> },
+    Ls {
+        target: Option<String>,
+        /// Group blob names at this delimiter (show "directories").
+        #[arg(long)]
+        delimiter: Option<String>,
+    },
     /// Copy: local -> az://C/B (upload) or az://C/B -> local (download).
+    /// Large files go in parallel blocks.
     Cp { src: String, dst: String },
     /// Write a blob (or a range of it) to standard output.
     Cat {
         blob: String,
-        #[arg(long)]
-        offset: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
         #[arg(long)]
         length: Option<u64>,
     },
-    /// Show a blob's properties.
+    /// Show a blob's properties and metadata.
     Stat { blob: String },
     /// Delete a blob.
     Rm { blob: String },
@@ -81,6 +112,8 @@ enum Cmd {
         blob: String,
         block_ids: Vec<String>,
     },
+    /// List a block blob's committed and uncommitted blocks.
+    Blocks { blob: String },
 }
 
 /// An error with the exit code it maps to.
@@ -92,20 +125,24 @@ fn local(e: impl std::fmt::Display) -> Fail {
     Fail(1, e.to_string())
 }
 
-fn service(what: &str, r: &RestResponse) -> Fail {
-    let code = match r.status {
-        404 => 2,
-        409 => 3,
-        304 | 412 => 4,
-        _ => 5,
-    };
-    Fail(
-        code,
-        format!("{what}: HTTP {} {}", r.status, r.error_code().unwrap_or("")),
-    )
+/// Maps a library error to an exit code and a message.
+fn fail(what: &str) -> impl Fn(Error) -> Fail + '_ {
+    move |e| {
+        let code = match e.status() {
+            Some(404) => 2,
+            Some(409) => 3,
+            Some(304 | 412) => 4,
+            Some(_) => 5,
+            None => match e {
+                Error::Config(_) => 1,
+                _ => 6,
+            },
+        };
+        Fail(code, format!("{what}: {e}"))
+    }
 }
 
-fn blob_path(s: &str) -> R<(String, String)> {
+fn split(s: &str) -> R<(String, String)> {
     let rest = s
         .strip_prefix("az://")
         .ok_or_else(|| Fail(1, format!("'{s}' is not az://CONTAINER/BLOB")))?;
@@ -116,27 +153,15 @@ fn blob_path(s: &str) -> R<(String, String)> {
 }
 
 struct Ctx {
-    client: VscClient,
+    service: BlobServiceClient,
     quiet: bool,
     parallel: usize,
 }
 
 impl Ctx {
-    fn send(
-        &self,
-        what: &str,
-        req: RestRequest<'_>,
-        body_cap: usize,
-        ok: &[u16],
-    ) -> R<RestResponse> {
-        let r = self
-            .client
-            .send(&req, body_cap)
-            .map_err(|e| Fail(6, format!("{what}: {e}")))?;
-        if !ok.contains(&r.status) {
-            return Err(service(what, &r));
-        }
-        Ok(r)
+    fn blob(&self, s: &str) -> R<BlobClient> {
+        let (c, b) = split(s)?;
+        Ok(self.service.container_client(&c).blob_client(&b))
     }
 
     fn say(&self, msg: &str) {
@@ -159,266 +184,121 @@ impl Ctx {
     }
 }
 
-fn names(xml: &[u8], tag: &[u8]) -> Vec<String> {
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut out = Vec::new();
-    let mut inside = false;
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(quick_xml::events::Event::Start(e)) => inside = e.name().as_ref() == tag,
-            Ok(quick_xml::events::Event::Text(t)) if inside => {
-                out.push(t.unescape().map(|s| s.into_owned()).unwrap_or_default())
-            }
-            Ok(quick_xml::events::Event::End(_)) => inside = false,
-            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    out
-}
-
-fn upload(ctx: &Ctx, file: &str, container: &str, blob: &str) -> R<()> {
-    let data = std::fs::read(file).map_err(|e| local(format!("{file}: {e}")))?;
-    let path = format!("/{container}/{blob}");
-    let pb = ctx.bar(data.len() as u64, &format!("upload {file}"));
-    if data.len() <= SINGLE_SHOT {
-        let hdrs = [("x-ms-blob-type", "BlockBlob")];
-        ctx.send(
-            "upload",
-            RestRequest {
-                method: "PUT",
-                path: &path,
-                headers: &hdrs,
-                body: &data,
-            },
-            0,
-            &[201],
-        )?;
-        pb.inc(data.len() as u64);
-    } else {
-        // Staged blocks, several at once, then one commit.
-        let ids: Vec<String> = (0..data.len().div_ceil(BLOCK))
-            .map(|i| base64::engine::general_purpose::STANDARD.encode(format!("block-{i:08}")))
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let first_error = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..ctx.parallel.max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= ids.len() {
-                        break;
-                    }
-                    let chunk = &data[i * BLOCK..((i + 1) * BLOCK).min(data.len())];
-                    let p = format!(
-                        "{path}?comp=block&blockid={}",
-                        ids[i]
-                            .replace('=', "%3D")
-                            .replace('+', "%2B")
-                            .replace('/', "%2F")
-                    );
-                    match ctx.send(
-                        "put block",
-                        RestRequest {
-                            method: "PUT",
-                            path: &p,
-                            headers: &[],
-                            body: chunk,
-                        },
-                        0,
-                        &[201],
-                    ) {
-                        Ok(_) => pb.inc(chunk.len() as u64),
-                        Err(e) => {
-                            if let Ok(mut g) = first_error.lock() {
-                                g.get_or_insert(e);
-                            }
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_error.into_inner().ok().flatten() {
-            return Err(e);
-        }
-        let list: String = ids
-            .iter()
-            .map(|id| format!("<Latest>{id}</Latest>"))
-            .collect();
-        let body =
-            format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
-        let p = format!("{path}?comp=blocklist");
-        ctx.send(
-            "commit block list",
-            RestRequest {
-                method: "PUT",
-                path: &p,
-                headers: &[],
-                body: body.as_bytes(),
-            },
-            0,
-            &[201],
-        )?;
-    }
-    pb.finish_and_clear();
-    ctx.say(&format!(
-        "uploaded {file} to az://{container}/{blob} ({} bytes)",
-        data.len()
-    ));
-    Ok(())
-}
-
-fn size_of_blob(ctx: &Ctx, path: &str) -> R<u64> {
-    let r = ctx.send(
-        "blob properties",
-        RestRequest {
-            method: "HEAD",
-            path,
-            headers: &[],
-            body: b"",
-        },
-        0,
-        &[200],
-    )?;
-    r.header("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Fail(6, "no Content-Length".into()))
-}
-
-/// Writes `[offset, offset+length)` of the blob to `out`, in ranged blocks.
-fn download(
-    ctx: &Ctx,
-    path: &str,
-    offset: u64,
-    length: u64,
-    out: &mut dyn Write,
-    label: &str,
-) -> R<()> {
-    let pb = ctx.bar(length, label);
-    let mut at = offset;
-    while at < offset + length {
-        let n = (BLOCK as u64).min(offset + length - at);
-        let range = format!("bytes={}-{}", at, at + n - 1);
-        let hdrs = [("x-ms-range", range.as_str())];
-        let r = ctx.send(
-            "download",
-            RestRequest {
-                method: "GET",
-                path,
-                headers: &hdrs,
-                body: b"",
-            },
-            n as usize,
-            &[200, 206],
-        )?;
-        if r.body.len() as u64 != n {
-            return Err(Fail(
-                6,
-                format!("asked for {n} bytes at {at}, got {}", r.body.len()),
-            ));
-        }
-        out.write_all(&r.body).map_err(local)?;
-        pb.inc(n);
-        at += n;
-    }
-    pb.finish_and_clear();
-    Ok(())
-}
-
 fn run(cli: Cli) -> R<()> {
-    let device = Device::open_path(&cli.device).map_err(|e| Fail(6, e.to_string()))?;
+    let service = match cli.transport {
+        TransportKind::Vsc => {
+            let device = azure_blob::Device::open_path(&cli.device).map_err(fail("open"))?;
+            BlobServiceClient::vsc(device, &cli.account)
+        }
+        TransportKind::Http => BlobServiceClient::http(
+            &cli.endpoint,
+            &cli.account,
+            cli.key.as_deref().unwrap_or(DEV_KEY),
+        )
+        .map_err(fail("connect"))?,
+    };
     let ctx = Ctx {
-        client: VscClient::new(device, &cli.account),
+        service,
         quiet: cli.quiet,
         parallel: cli.parallel,
     };
     match cli.cmd {
         Cmd::Mb { container } => {
-            let p = format!("/{container}?restype=container");
-            ctx.send(
-                "make container",
-                RestRequest {
-                    method: "PUT",
-                    path: &p,
-                    headers: &[],
-                    body: b"",
-                },
-                0,
-                &[201],
-            )?;
+            ctx.service
+                .container_client(&container)
+                .create(&Default::default())
+                .map_err(fail("make container"))?;
             ctx.say(&format!("made container {container}"));
         }
         Cmd::Rb { container } => {
-            let p = format!("/{container}?restype=container");
-            ctx.send(
-                "remove container",
-                RestRequest {
-                    method: "DELETE",
-                    path: &p,
-                    headers: &[],
-                    body: b"",
-                },
-                0,
-                &[202],
-            )?;
+            ctx.service
+                .container_client(&container)
+                .delete(&Conditions::default())
+                .map_err(fail("remove container"))?;
             ctx.say(&format!("removed container {container}"));
         }
-        Cmd::Ls { target: None } => {
-            let r = ctx.send(
-                "list containers",
-                RestRequest {
-                    method: "GET",
-                    path: "/?comp=list",
-                    headers: &[],
-                    body: b"",
-                },
-                1 << 20,
-                &[200],
-            )?;
-            for n in names(&r.body, b"Name") {
-                println!("{n}");
+        Cmd::Ls {
+            target: None,
+            delimiter: _,
+        } => {
+            for c in ctx
+                .service
+                .list_containers(&Default::default())
+                .map_err(fail("list containers"))?
+            {
+                println!("{}", c.name);
             }
         }
-        Cmd::Ls { target: Some(t) } => {
+        Cmd::Ls {
+            target: Some(t),
+            delimiter,
+        } => {
             let rest = t.strip_prefix("az://").unwrap_or(&t);
             let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let p = format!("/{container}?restype=container&comp=list&prefix={prefix}");
-            let r = ctx.send(
-                "list blobs",
-                RestRequest {
-                    method: "GET",
-                    path: &p,
-                    headers: &[],
-                    body: b"",
-                },
-                4 << 20,
-                &[200],
-            )?;
-            let names = names(&r.body, b"Name");
-            let sizes = self::names(&r.body, b"Content-Length");
-            for (i, n) in names.iter().enumerate() {
-                println!(
-                    "{:>12}  {n}",
-                    sizes.get(i).map(String::as_str).unwrap_or("?")
-                );
+            let listing = ctx
+                .service
+                .container_client(container)
+                .list_blobs(&ListBlobsOptions {
+                    prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+                    delimiter,
+                    ..Default::default()
+                })
+                .map_err(fail("list blobs"))?;
+            for p in &listing.prefixes {
+                println!("{:>12}  {p}", "DIR");
+            }
+            for b in &listing.blobs {
+                println!("{:>12}  {}", b.properties.content_length, b.name);
             }
         }
         Cmd::Cp { src, dst } => match (src.starts_with("az://"), dst.starts_with("az://")) {
             (false, true) => {
-                let (c, b) = blob_path(&dst)?;
-                upload(&ctx, &src, &c, &b)?;
+                let blob = ctx.blob(&dst)?;
+                let mut f = std::fs::File::open(&src).map_err(|e| local(format!("{src}: {e}")))?;
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let pb = Arc::new(ctx.bar(len, &format!("upload {src}")));
+                let p = pb.clone();
+                blob.upload_reader(
+                    &mut f,
+                    &UploadOptions {
+                        parallelism: ctx.parallel.max(1),
+                        progress: Some(Arc::new(move |n| p.set_position(n))),
+                        ..Default::default()
+                    },
+                )
+                .map_err(fail("upload"))?;
+                pb.finish_and_clear();
+                ctx.say(&format!("uploaded {src} to {dst} ({len} bytes)"));
             }
             (true, false) => {
-                let (c, b) = blob_path(&src)?;
-                let path = format!("/{c}/{b}");
-                let size = size_of_blob(&ctx, &path)?;
+                let blob = ctx.blob(&src)?;
+                let size = blob
+                    .get_properties(&Conditions::default())
+                    .map_err(fail("blob properties"))?
+                    .content_length;
+                let tmp = format!("{dst}.azblob-partial");
                 let mut f =
-                    std::fs::File::create(&dst).map_err(|e| local(format!("{dst}: {e}")))?;
-                download(&ctx, &path, 0, size, &mut f, &format!("download {src}"))?;
-                ctx.say(&format!("downloaded {src} to {dst} ({size} bytes)"));
+                    std::fs::File::create(&tmp).map_err(|e| local(format!("{tmp}: {e}")))?;
+                let pb = Arc::new(ctx.bar(size, &format!("download {src}")));
+                let p = pb.clone();
+                let got = blob.download_to(
+                    &mut f,
+                    &DownloadOptions {
+                        progress: Some(Arc::new(move |n| p.set_position(n))),
+                        ..Default::default()
+                    },
+                );
+                pb.finish_and_clear();
+                let n = match got {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(fail("download")(e));
+                    }
+                };
+                f.sync_all().map_err(|e| local(format!("{tmp}: {e}")))?;
+                std::fs::rename(&tmp, &dst).map_err(|e| local(format!("{dst}: {e}")))?;
+                ctx.say(&format!("downloaded {src} to {dst} ({n} bytes)"));
             }
             _ => {
                 return Err(Fail(
@@ -432,10 +312,11 @@ fn run(cli: Cli) -> R<()> {
             offset,
             length,
         } => {
-            let (c, b) = blob_path(&blob)?;
-            let path = format!("/{c}/{b}");
-            let size = size_of_blob(&ctx, &path)?;
-            let offset = offset.unwrap_or(0);
+            let b = ctx.blob(&blob)?;
+            let size = b
+                .get_properties(&Conditions::default())
+                .map_err(fail("blob properties"))?
+                .content_length;
             if offset > size {
                 return Err(Fail(
                     1,
@@ -445,50 +326,37 @@ fn run(cli: Cli) -> R<()> {
             let length = length.unwrap_or(size - offset).min(size - offset);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            let quiet_ctx = Ctx { quiet: true, ..ctx };
-            download(&quiet_ctx, &path, offset, length, &mut out, "cat")?;
+            b.download_to(&mut out, &DownloadOptions::range(offset, length))
+                .map_err(fail("download"))?;
         }
         Cmd::Stat { blob } => {
-            let (c, b) = blob_path(&blob)?;
-            let p = format!("/{c}/{b}");
-            let r = ctx.send(
-                "blob properties",
-                RestRequest {
-                    method: "HEAD",
-                    path: &p,
-                    headers: &[],
-                    body: b"",
-                },
-                0,
-                &[200],
-            )?;
-            for k in [
-                "content-length",
-                "content-type",
-                "etag",
-                "last-modified",
-                "x-ms-blob-type",
-                "x-ms-lease-state",
-            ] {
-                if let Some(v) = r.header(k) {
-                    println!("{k}: {v}");
-                }
+            let p = ctx
+                .blob(&blob)?
+                .get_properties(&Conditions::default())
+                .map_err(fail("blob properties"))?;
+            println!("size: {}", p.content_length);
+            if let Some(t) = p.blob_type {
+                println!("type: {t:?}");
+            }
+            if let Some(ct) = &p.http_headers.content_type {
+                println!("content-type: {ct}");
+            }
+            if let Some(md5) = &p.http_headers.content_md5 {
+                println!("content-md5: {md5}");
+            }
+            println!("etag: {}", p.etag);
+            println!("last-modified: {}", p.last_modified);
+            if let Some(l) = &p.lease_state {
+                println!("lease: {l}");
+            }
+            for (k, v) in &p.metadata {
+                println!("meta {k}: {v}");
             }
         }
         Cmd::Rm { blob } => {
-            let (c, b) = blob_path(&blob)?;
-            let p = format!("/{c}/{b}");
-            ctx.send(
-                "delete blob",
-                RestRequest {
-                    method: "DELETE",
-                    path: &p,
-                    headers: &[],
-                    body: b"",
-                },
-                0,
-                &[202],
-            )?;
+            ctx.blob(&blob)?
+                .delete(&Conditions::default())
+                .map_err(fail("delete blob"))?;
             ctx.say(&format!("deleted {blob}"));
         }
         Cmd::PutBlock {
@@ -496,60 +364,35 @@ fn run(cli: Cli) -> R<()> {
             block_id,
             file,
         } => {
-            let (c, b) = blob_path(&blob)?;
-            let mut data = Vec::new();
-            std::fs::File::open(&file)
-                .and_then(|mut f| f.read_to_end(&mut data))
-                .map_err(|e| local(format!("{file}: {e}")))?;
-            let id = base64::engine::general_purpose::STANDARD.encode(&block_id);
-            let p = format!(
-                "/{c}/{b}?comp=block&blockid={}",
-                id.replace('=', "%3D")
-                    .replace('+', "%2B")
-                    .replace('/', "%2F")
-            );
-            ctx.send(
-                "put block",
-                RestRequest {
-                    method: "PUT",
-                    path: &p,
-                    headers: &[],
-                    body: &data,
-                },
-                0,
-                &[201],
-            )?;
+            let data = std::fs::read(&file).map_err(|e| local(format!("{file}: {e}")))?;
+            ctx.blob(&blob)?
+                .block_blob_client()
+                .stage_block(&block_id, &data, None)
+                .map_err(fail("put block"))?;
             ctx.say(&format!(
                 "staged block '{block_id}' ({} bytes) of {blob}",
                 data.len()
             ));
         }
         Cmd::Commit { blob, block_ids } => {
-            let (c, b) = blob_path(&blob)?;
-            let list: String = block_ids
-                .iter()
-                .map(|id| {
-                    format!(
-                        "<Latest>{}</Latest>",
-                        base64::engine::general_purpose::STANDARD.encode(id)
-                    )
-                })
-                .collect();
-            let body =
-                format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
-            let p = format!("/{c}/{b}?comp=blocklist");
-            ctx.send(
-                "commit block list",
-                RestRequest {
-                    method: "PUT",
-                    path: &p,
-                    headers: &[],
-                    body: body.as_bytes(),
-                },
-                0,
-                &[201],
-            )?;
+            ctx.blob(&blob)?
+                .block_blob_client()
+                .commit_block_list(&block_ids, &Default::default())
+                .map_err(fail("commit block list"))?;
             ctx.say(&format!("committed {} block(s) as {blob}", block_ids.len()));
+        }
+        Cmd::Blocks { blob } => {
+            let l = ctx
+                .blob(&blob)?
+                .block_blob_client()
+                .get_block_list(BlockListType::All)
+                .map_err(fail("get block list"))?;
+            for b in &l.committed {
+                println!("committed   {:>12}  {}", b.size, b.name);
+            }
+            for b in &l.uncommitted {
+                println!("uncommitted {:>12}  {}", b.size, b.name);
+            }
         }
     }
     Ok(())
