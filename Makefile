@@ -17,7 +17,7 @@
 
 T := tools/testing/hv_azure_blob
 
-.PHONY: all setup kernel modules demo check bench guest-check guest-check-debug clean
+.PHONY: all setup kernel modules demo check bench guest-check guest-client guest-check-debug clean
 
 all: modules
 
@@ -45,6 +45,11 @@ bench: kernel
 
 guest-check: kernel
 	@bash $(T)/run-guest.sh main selftest
+
+# The client API, the azblob CLI and the samples: in the guest through the
+# driver, then on the host over the simulator's HTTP door.
+guest-client: kernel
+	@bash $(T)/run-guest.sh main client
 
 guest-check-debug: setup
 	@bash $(T)/run-guest.sh debug selftest

@@ -45,9 +45,11 @@ for suite in tools/testing/*/run-tests.sh; do
 done
 step guest-main bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" main selftest
 step guest-demo bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" main demo
+step guest-client bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" main client
 if [ "${HVAB_SKIP_DEBUG:-0}" != 1 ]; then
 	step kernel-debug bash "$HVAB_ROOT/tools/testing/hv_azure_blob/kernel.sh" debug
 	step guest-debug bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" debug selftest
+	step guest-debug-client bash "$HVAB_ROOT/tools/testing/hv_azure_blob/run-guest.sh" debug client
 fi
 
 echo

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# usage: run-guest.sh VARIANT MODE      VARIANT = main|debug, MODE = selftest|demo
+# usage: run-guest.sh VARIANT MODE      VARIANT = main|debug, MODE = selftest|demo|client|bench
 #
 # Builds the modules for the variant's kernel, the static guest programs and
 # the host simulator; boots the guest under QEMU (TCG) with its RAM shared
@@ -46,19 +46,20 @@ modinfo -F depends "$out/hv_azure_blob.ko" | grep -qx hv_vmbus ||
 say "building the guest programs (static) and the host simulator"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --locked \
 	--target x86_64-unknown-linux-gnu --target-dir "$HVAB_OUT/guest-target" \
-	-p hv_azure_blob_selftests -p azure_blob >"$logs/build-guest.log" 2>&1 ||
+	-p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples >"$logs/build-guest.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-guest.log" >&2; die "building the guest programs failed"; }
 gbin=$HVAB_OUT/guest-target/x86_64-unknown-linux-gnu/release
 gcc -static -O2 -Wall -Werror -I "$HVAB_ROOT/include/uapi" -o "$out/azure_blob_raw" \
 	"$HVAB_ROOT/samples/hv_azure_blob/azure_blob_raw.c" 2>"$logs/build-samples.log" ||
 	{ cat "$logs/build-samples.log" >&2; die "building the C sample failed"; }
-cargo build -q --release --locked -p azure_blob_vsp >"$logs/build-vsp.log" 2>&1 ||
+cargo build -q --release --locked -p azure_blob_vsp -p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples >"$logs/build-vsp.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-vsp.log" >&2; die "building the host simulator failed"; }
 vsp=$HVAB_ROOT/target/release/azure-blob-vsp
 
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
 	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" "$out/azure_blob_bench.ko" -- \
-	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$gbin/azblob" "$out/azure_blob_raw"
+	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$gbin/azblob" "$out/azure_blob_raw" \
+	"$gbin/azure_blob_client_test" "$gbin/azure_blob_sample" "$HVAB_ROOT/tools/testing/selftests/hv_azure_blob/azblob_cli_test.sh"
 
 # 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
 #    (below 2.75 GiB on q35, a file offset is the guest physical address).
@@ -85,6 +86,8 @@ if [ "$mode" = demo ]; then
 	vsp_args=(--handler blob --store "$HVAB_OUT/demo.blobstore")
 	[ -f "$HVAB_OUT/demo.blobstore" ] && say "the demo's Blobstore exists: $HVAB_OUT/demo.blobstore (blobs of earlier runs are kept)"
 fi
+# The client tests: the blob service in memory, with its HTTP door open too.
+[ "$mode" = client ] && vsp_args=(--handler blob --memory --http 127.0.0.1:0)
 "$vsp" --ivshmem-socket "$run/ivsh.sock" --guest-ram "$run/guest-ram" \
 	--control-socket "$run/ctl.sock" "${vsp_args[@]}" >"$logs/vsp.log" 2>&1 &
 vsp_pid=$!
@@ -104,6 +107,30 @@ timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m ${mem}M -nodefaults
 	-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=0 hvab.mode=$mode" \
 	</dev/null >"$logs/serial.log" 2>&1 || say "QEMU exited with status $?"
 secs=$(echo "$(date +%s.%N) - $start" | bc)
+
+# 3b. Client mode, on the host: the same scenario, command line and sample
+#     over the simulator's HTTP door, on the store the guest just used.
+host_log=
+if [ "$mode" = client ]; then
+	host_log=$logs/host.log
+	: >"$host_log"
+	url=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/vsp.log" | grep -o 'HTTP door: http://[^ ]*' | head -n 1 | cut -d' ' -f3)
+	hbin=$HVAB_ROOT/target/release
+	if [ -z "$url" ]; then
+		echo "HVAB-RESULT: not ok host_http_door # the simulator did not report its HTTP door" >>"$host_log"
+	else
+		say "the same scenario on the host over $url"
+		host_test() { # host_test NAME COMMAND...
+			local name=$1 rc=0; shift
+			"$@" >>"$host_log" 2>&1 || rc=$?
+			if [ "$rc" = 0 ]; then echo "HVAB-RESULT: ok $name" >>"$host_log"; else echo "HVAB-RESULT: not ok $name # exit code $rc" >>"$host_log"; fi
+		}
+		host_test client_api_scenario_http "$hbin/azure_blob_client_test" --transport http --endpoint "$url" --handoff check
+		host_test azblob_cli_http env AZBLOB_TRANSPORT=http AZBLOB_ENDPOINT="$url" TMPDIR="$run" \
+			sh "$HVAB_ROOT/tools/testing/selftests/hv_azure_blob/azblob_cli_test.sh" "$hbin/azblob" cli-http
+		host_test sample_rust_client_api_http "$hbin/azure_blob_sample" --http "$url"
+	fi
+fi
 kill "$vsp_pid" 2>/dev/null || true
 
 # 4. Results.
@@ -119,4 +146,4 @@ if [ "$mode" = demo ]; then
 	echo "What the host simulator did:"
 	sed 's/\x1b\[[0-9;]*m//g' "$logs/vsp.log" | grep -aE 'INFO|WARN|ERROR' | sed 's/^[^ ]* *//; s/^/  /' | head -n 20
 fi
-"$HVAB_ROOT/tools/testing/hv_azure_blob/check-log.sh" "$logs/serial.log" "$variant $mode" "$secs"
+"$HVAB_ROOT/tools/testing/hv_azure_blob/check-log.sh" "$logs/serial.log" "$variant $mode" "$secs" $host_log
