@@ -48,7 +48,11 @@ fn run() -> Result<(), Error> {
         conditions: Conditions::if_match(&written.etag),
         ..DownloadOptions::range(1000, 16)
     })?;
-    assert_eq!(range, data[1000..1016], "the range differs from what was uploaded");
+    assert_eq!(
+        range,
+        data[1000..1016],
+        "the range differs from what was uploaded"
+    );
     println!("read 16 bytes at offset 1000: {range:02x?}");
 
     // List what is under greeting/.
