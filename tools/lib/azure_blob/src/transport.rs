@@ -6,12 +6,13 @@
 //!   response body; the response buffer receives the response head. A
 //!   non-zero host status means the exchange itself failed (see
 //!   Documentation/tools/blob_service.rst, "the VSC door").
-//! - [`HttpTransport`]: Azure Blob REST over TCP, signed with SharedKey: our
-//!   simulator's HTTP door, Azurite, or any endpoint speaking plain HTTP.
+//! - [`HttpTransport`]: Azure Blob REST over TCP (HTTP, or HTTPS with rustls),
+//!   signed with SharedKey: our simulator's HTTP door, Azurite, or a storage
+//!   account.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hv_azure_blob_proto::shared_key::{self, Account};
@@ -236,17 +237,54 @@ impl Transport for VscTransport {
     }
 }
 
+/// A connection: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// Blob REST over HTTP/1.1 with SharedKey, keeping connections alive.
 ///
 /// The endpoint is `http://HOST:PORT/ACCOUNT` (path style: the simulator's
-/// HTTP door, Azurite) or `http://ACCOUNT.blob.HOST` (host style). TLS is
-/// not built in: `https://` endpoints are refused with a clear error.
+/// HTTP door, Azurite) or `https://ACCOUNT.blob.core.windows.net` (host
+/// style, a storage account). HTTPS uses rustls with the Mozilla root
+/// certificates (webpki-roots), plus the PEM certificates of
+/// [`HttpTransport::with_ca_file`] (or `AZBLOB_CA_FILE`) for private CAs.
 pub struct HttpTransport {
     host: String,
     addr: std::net::SocketAddr,
     base_path: String,
     account: Account,
-    idle: Mutex<Vec<BufReader<TcpStream>>>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    idle: Mutex<Vec<BufReader<Stream>>>,
     timeout: Duration,
 }
 
@@ -264,17 +302,29 @@ const MAX_HEAD: usize = 64 * 1024;
 
 impl HttpTransport {
     /// A transport to `endpoint` signing as `account` with the base64 `key`.
+    /// For HTTPS, the certificates in the PEM file named by `AZBLOB_CA_FILE`
+    /// are trusted too.
     pub fn new(endpoint: &str, account: &str, key: &str) -> Result<Self, Error> {
+        let ca = std::env::var_os("AZBLOB_CA_FILE").map(std::path::PathBuf::from);
+        Self::with_ca_file(endpoint, account, key, ca.as_deref())
+    }
+
+    /// As [`HttpTransport::new`], trusting the certificates of the PEM file
+    /// `ca_file` besides the public roots.
+    pub fn with_ca_file(
+        endpoint: &str,
+        account: &str,
+        key: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
         let bad = |why: &str| Error::Config(format!("endpoint '{endpoint}': {why}"));
-        if endpoint.starts_with("https://") {
-            return Err(bad(
-                "TLS is not built into this library; use an http:// endpoint \
-                 (the simulator, Azurite) or a local TLS proxy",
-            ));
-        }
-        let rest = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("must start with http://"))?;
+        let (https, rest) = if let Some(r) = endpoint.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = endpoint.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -282,13 +332,9 @@ impl HttpTransport {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let with_port = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            host.to_string()
-        } else {
-            format!("{host}:80")
+        let (name, with_port) = match host.rsplit_once(':') {
+            Some((n, p)) if p.parse::<u16>().is_ok() => (n, host.to_string()),
+            _ => (host, format!("{host}:{}", if https { 443 } else { 80 })),
         };
         let addr = with_port
             .to_socket_addrs()
@@ -297,22 +343,42 @@ impl HttpTransport {
             .ok_or_else(|| bad("the host has no address"))?;
         let account = Account::new(account, key)
             .map_err(|e| Error::Config(format!("the account key is not base64: {e}")))?;
+        let tls = if https {
+            let server_name = rustls::pki_types::ServerName::try_from(
+                name.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+            .map_err(|e| bad(&format!("not a TLS server name: {e}")))?;
+            Some((tls_config(ca_file)?, server_name))
+        } else {
+            None
+        };
         Ok(Self {
             host: host.to_string(),
             addr,
             base_path: path.to_string(),
             account,
+            tls,
             idle: Mutex::new(Vec::new()),
             timeout: Duration::from_secs(60),
         })
     }
 
-    fn connect(&self) -> Result<BufReader<TcpStream>, Error> {
+    fn connect(&self) -> Result<BufReader<Stream>, Error> {
         let s = TcpStream::connect_timeout(&self.addr, self.timeout).map_err(Error::Io)?;
         s.set_nodelay(true).map_err(Error::Io)?;
         s.set_read_timeout(Some(self.timeout)).map_err(Error::Io)?;
         s.set_write_timeout(Some(self.timeout)).map_err(Error::Io)?;
-        Ok(BufReader::with_capacity(256 * 1024, s))
+        let stream = match &self.tls {
+            None => Stream::Plain(s),
+            Some((config, name)) => {
+                let conn = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(conn, s)))
+            }
+        };
+        Ok(BufReader::with_capacity(256 * 1024, stream))
     }
 
     /// Sends one request; a connection that the server closed while idle is
@@ -363,13 +429,14 @@ impl HttpTransport {
 
     fn exchange(
         &self,
-        conn: &mut BufReader<TcpStream>,
+        conn: &mut BufReader<Stream>,
         head: &str,
         req: &RestRequest<'_>,
     ) -> Result<(RestResponse, bool), Error> {
         let s = conn.get_mut();
         s.write_all(head.as_bytes()).map_err(Error::Io)?;
         s.write_all(req.body).map_err(Error::Io)?;
+        s.flush().map_err(Error::Io)?;
         let mut raw = Vec::with_capacity(1024);
         loop {
             let n = conn.read_until(b'\n', &mut raw).map_err(Error::Io)?;
@@ -421,7 +488,40 @@ impl HttpTransport {
     }
 }
 
-fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>, Error> {
+/// The TLS client configuration: public roots and the caller's CAs.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+        let mut n = 0;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(Error::Config(format!(
+                "CA file {}: no certificates",
+                path.display()
+            )));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn read_chunked(conn: &mut BufReader<Stream>) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     loop {
         let mut line = String::new();
@@ -457,6 +557,7 @@ impl Transport for HttpTransport {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}{}", self.host, self.base_path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.host, self.base_path)
     }
 }

@@ -23,8 +23,8 @@ use std::sync::Arc;
     about = "Azure Blob storage through /dev/azure_blob (the VMBus fast path) or HTTP",
     long_about = "Azure Blob storage through /dev/azure_blob, the VMBus fast path of Azure VMs: \
                   no HTTP or TCP in the guest. With --transport http the same commands speak \
-                  Blob REST over TCP (SharedKey) to --endpoint: the simulator's HTTP door, \
-                  Azurite, any plain-HTTP Blob endpoint. Blobs are written az://CONTAINER/BLOB.\n\n\
+                  Blob REST over HTTP or HTTPS (SharedKey) to --endpoint: the simulator's \
+                  HTTP door, Azurite, a storage account. Blobs are written az://CONTAINER/BLOB.\n\n\
                   Examples:\n  azblob mb photos\n  azblob cp ./cat.jpg az://photos/cat.jpg\n  \
                   azblob ls az://photos\n  azblob ls az://photos/2026/ --delimiter /\n  \
                   azblob cat az://photos/cat.jpg --offset 0 --length 100 | xxd\n  \
@@ -43,7 +43,10 @@ struct Cli {
     /// The device node (--transport vsc).
     #[arg(long, default_value = azure_blob::DEFAULT_PATH, global = true)]
     device: String,
-    /// The Blob endpoint (--transport http), path style with the account.
+    /// The Blob endpoint (--transport http): http:// or https://, path
+    /// style with the account (the simulator, Azurite) or host style
+    /// (https://ACCOUNT.blob.core.windows.net). AZBLOB_CA_FILE names a PEM
+    /// file of extra CA certificates for HTTPS.
     #[arg(
         long,
         default_value = "http://127.0.0.1:10000/devstoreaccount1",
