@@ -11,13 +11,17 @@
 #   make setup    install the toolchain and fetch the kernel source (cached)
 #   make modules  build hv_azure_blob.ko against $(KDIR) (default: the test
 #                 bed's kernel), as any out-of-tree module: make -C $KDIR M=$PWD
+#   make modules_install
+#                 install it: make -C $KDIR M=$PWD modules_install, which
+#                 honours INSTALL_MOD_PATH (and INSTALL_MOD_DIR, default
+#                 "updates") and runs depmod
 #
 # Everything big lives in $HVAB_CACHE (default ~/.cache/hv_azure_blob);
 # build products and logs of this checkout in out/.
 
 T := tools/testing/hv_azure_blob
 
-.PHONY: all setup kernel modules demo check bench guest-check guest-client guest-check-debug clean
+.PHONY: all setup kernel modules modules_install demo check bench guest-check guest-client guest-check-debug clean
 
 all: modules
 
@@ -27,8 +31,17 @@ setup:
 kernel: setup
 	@bash $(T)/kernel.sh main >/dev/null
 
+# With KDIR set, the test bed's kernel is neither built nor used.
+ifeq ($(KDIR),)
 modules: kernel
+endif
+modules:
 	@bash -c '. $(T)/lib.sh; $(MAKE) -C "$${KDIR:-$$(hvab_kernel_dir main)}" M=$(CURDIR) $$HVAB_KMAKE_FLAGS modules'
+
+# INSTALL_MOD_PATH, INSTALL_MOD_DIR and INSTALL_MOD_STRIP reach kbuild from
+# the command line or the environment.
+modules_install: modules
+	@bash -c '. $(T)/lib.sh; $(MAKE) -C "$${KDIR:-$$(hvab_kernel_dir main)}" M=$(CURDIR) $$HVAB_KMAKE_FLAGS modules_install'
 
 demo: kernel
 	@bash $(T)/run-guest.sh main demo
