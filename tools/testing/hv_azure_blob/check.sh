@@ -37,6 +37,7 @@ step() {
 step setup bash "$HVAB_ROOT/tools/testing/hv_azure_blob/setup.sh"
 step kernel-main bash "$HVAB_ROOT/tools/testing/hv_azure_blob/kernel.sh" main
 step modules-install bash "$HVAB_ROOT/tools/testing/hv_azure_blob/modules-install.sh"
+step dkms bash "$HVAB_ROOT/tools/testing/hv_azure_blob/dkms.sh"
 step rustfmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step cargo-test cargo test --workspace --locked

@@ -3,7 +3,7 @@
 # Installs everything the project needs on a Debian 12 machine, idempotently.
 # A second run downloads and rebuilds nothing.
 #   - Debian packages: rustc-web + rust-web-src (the kernel's Rust), libclang-22,
-#     kernel build dependencies, QEMU, busybox-static;
+#     kernel build dependencies, QEMU, busybox-static, dkms (to check dkms.conf);
 #   - bindgen-cli (crates.io) into the cache;
 #   - the newest linux-source-7.* from trixie-backports (downloaded, not installed),
 #     unpacked once into a pristine tree in the cache.
@@ -15,7 +15,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 PKGS="rustc-web rust-web-src libclang-22-dev clang-22 lld-22 llvm-22 flex bison bc libelf-dev libssl-dev cpio
 busybox-static xz-utils zstd dwarves python3 kmod gcc make libc6-dev qemu-system-x86
-pkg-config"
+pkg-config dkms"
 
 missing=()
 for p in $PKGS; do
