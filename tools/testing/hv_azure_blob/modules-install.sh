@@ -18,7 +18,7 @@ passed=0 failed=0
 
 check() {
 	local name=$1; shift
-	if "$@" >>"$root.log" 2>&1; then
+	if "$@" >>"$root/log" 2>&1; then
 		echo "ok $name"; passed=$((passed + 1))
 	else
 		echo "not ok $name"; failed=$((failed + 1))
@@ -37,7 +37,7 @@ check modinfo_depends_hv_vmbus bash -c "[ \"\$(modinfo -b '$root' -k '$VER' -F d
 # modprobe would load hv_vmbus first, then the driver.
 check modprobe_loads_hv_vmbus_first bash -c "modprobe -d '$root' -S '$VER' --show-depends hv_azure_blob \
 	| awk '{print \$2}' | xargs -n1 basename | tr '\n' ' ' | grep -qx 'hv_vmbus.ko hv_azure_blob.ko '"
-[ "$failed" = 0 ] || { echo "# log:"; sed 's/^/# /' "$root.log"; }
-rm -f "$root.log"
+[ "$failed" = 0 ] || { echo "# log:"; sed 's/^/# /' "$root/log"; }
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
