@@ -32,6 +32,10 @@ module! {
     authors: ["The hv_azure_blob authors"],
     description: "Microsoft Azure Blob VMBus client driver",
     license: "GPL",
+    // What hv_vmbus puts in the device's MODALIAS ("vmbus:" and the class
+    // id's bytes in guid_t order), so udev loads the module when the host
+    // offers the device. run-guest.sh checks both sides agree.
+    alias: ["vmbus:92b7900564dbcc4581dbb8d70c577c9e"],
 }
 
 struct AzureBlobModule {

@@ -37,6 +37,9 @@ check modinfo_depends_hv_vmbus bash -c "[ \"\$(modinfo -b '$root' -k '$VER' -F d
 # modprobe would load hv_vmbus first, then the driver.
 check modprobe_loads_hv_vmbus_first bash -c "modprobe -d '$root' -S '$VER' --show-depends hv_azure_blob \
 	| awk '{print \$2}' | xargs -n1 basename | tr '\n' ' ' | grep -qx 'hv_vmbus.ko hv_azure_blob.ko '"
+# udev's "modprobe MODALIAS" when the host offers the device finds the driver.
+check modprobe_resolves_the_device_modalias bash -c "modprobe -d '$root' -S '$VER' --show-depends \
+	vmbus:92b7900564dbcc4581dbb8d70c577c9e | grep -q 'hv_azure_blob\.ko'"
 [ "$failed" = 0 ] || { echo "# log:"; sed 's/^/# /' "$root/log"; }
 
 echo "$passed passed, $failed failed"

@@ -41,6 +41,10 @@ build_module "$HVAB_ROOT/tools/testing/vmbus_sim" vmbus_sim.ko
 cp "$HVAB_ROOT/tools/testing/vmbus_sim/azure_blob_bench.ko" "$out/"
 modinfo -F depends "$out/hv_azure_blob.ko" | grep -qx hv_vmbus ||
 	die "hv_azure_blob.ko was not linked against hv_vmbus's exports"
+# The module alias udev matches against the device's MODALIAS (the guest
+# checks the device side): "vmbus:" + the class id in guid_t byte order.
+modinfo -F alias "$out/hv_azure_blob.ko" | grep -qx vmbus:92b7900564dbcc4581dbb8d70c577c9e ||
+	die "hv_azure_blob.ko lacks the vmbus:92b7900564dbcc4581dbb8d70c577c9e alias (modinfo: $(modinfo -F alias "$out/hv_azure_blob.ko"))"
 
 # 2. Static guest programs and the host simulator.
 say "building the guest programs (static) and the host simulator"

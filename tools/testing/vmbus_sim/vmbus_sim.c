@@ -132,9 +132,18 @@ static void sim_shutdown(struct device *device)
 	}
 }
 
+/* The same MODALIAS as hv_vmbus, so udev and modprobe find the driver. */
+static int sim_uevent(const struct device *device, struct kobj_uevent_env *env)
+{
+	const struct hv_device *dev = device_to_hv_device(device);
+
+	return add_uevent_var(env, "MODALIAS=vmbus:%*phN", UUID_SIZE, &dev->dev_type);
+}
+
 static const struct bus_type sim_bus_type = {
 	.name = "vmbus",
 	.match = sim_match,
+	.uevent = sim_uevent,
 	.probe = sim_probe,
 	.remove = sim_remove,
 	.shutdown = sim_shutdown,
