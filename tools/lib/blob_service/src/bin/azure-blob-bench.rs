@@ -205,6 +205,55 @@ fn run(addr: SocketAddr, args: &Args) -> Result<Figures, String> {
     })
 }
 
+/// What no server can beat on this machine, measured in the same run: raw
+/// TCP over loopback (one connection, no HTTP, 64 KiB writes and reads),
+/// and MD5, which the service must compute over every Put Blob body (it
+/// returns Content-MD5 and keeps it).
+fn ceilings(mib: usize) -> Result<(f64, f64), String> {
+    use std::io::{Read, Write};
+    let io = |e: std::io::Error| e.to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let total = mib << 20;
+    let sink = std::thread::spawn(move || -> std::io::Result<usize> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut got = 0;
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Ok(got);
+            }
+            got += n;
+        }
+    });
+    let chunk = vec![0x5au8; 64 << 10];
+    let mut tcp = Vec::new();
+    let mut s = std::net::TcpStream::connect(addr).map_err(io)?;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut sent = 0;
+        while sent < total {
+            s.write_all(&chunk).map_err(io)?;
+            sent += chunk.len();
+        }
+        tcp.push(mib as f64 / t.elapsed().as_secs_f64());
+    }
+    drop(s);
+    sink.join()
+        .map_err(|_| "sink thread panicked".to_string())?
+        .map_err(io)?;
+    let data = vec![0xa5u8; total];
+    let mut md5 = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let d = <md5::Md5 as md5::Digest>::digest(&data);
+        std::hint::black_box(d);
+        md5.push(mib as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok((median(tcp), median(md5)))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let mut results = Vec::new();
@@ -268,5 +317,23 @@ fn main() -> std::process::ExitCode {
         "({} clients on keep-alive connections, {:.0} s per small-op phase; large transfers: median of {})",
         args.clients, args.seconds, args.large_reps
     );
+    match ceilings(args.large_mib) {
+        Ok((tcp, md5)) => {
+            println!(
+                "ceilings on this machine: raw loopback TCP {:.1} MB/s (one connection, no HTTP); \
+                 MD5 {:.1} MB/s (one core; every Put Blob body is hashed)",
+                mb(tcp),
+                mb(md5)
+            );
+            if let Some((_, last)) = results.last().filter(|_| results.len() > 1) {
+                println!(
+                    "10x the last target would need put {:.1} MB/s and get {:.1} MB/s",
+                    mb(10.0 * last.put_mib_s),
+                    mb(10.0 * last.get_mib_s)
+                );
+            }
+        }
+        Err(e) => eprintln!("azure-blob-bench: measuring the ceilings: {e}"),
+    }
     std::process::ExitCode::SUCCESS
 }
