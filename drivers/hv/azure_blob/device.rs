@@ -21,7 +21,7 @@ use crate::request::{self, Buffers, Pending};
 use crate::stats::{Counters, Failure, PendingInfo};
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     debugfs,
     fs::File,
@@ -437,8 +437,43 @@ struct DeviceData {
 /// The VMBus driver.
 pub(crate) struct AzureBlobDriver;
 
+/// A device is bound. The node name is fixed (`/dev/azure_blob`, as in
+/// 2021, and Hyper-V offers one such device per VM), so a second device is
+/// refused with EBUSY instead of failing on the name.
+static BOUND: AtomicBool = AtomicBool::new(false);
+
 impl hv::Driver for AzureBlobDriver {
     fn probe(dev: Device) -> Result {
+        if BOUND.swap(true, Ordering::AcqRel) {
+            let id = dev.instance();
+            pr_warn!(
+                "device {:02x}{:02x}{:02x}{:02x}-... not bound: one Azure Blob device is served at a time (/dev/azure_blob is taken)\n",
+                id[3], id[2], id[1], id[0]
+            );
+            return Err(EBUSY);
+        }
+        let r = Self::probe_one(dev);
+        if r.is_err() {
+            BOUND.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    fn suspend(dev: Device) -> Result {
+        Self::suspend_one(dev)
+    }
+
+    fn resume(dev: Device) -> Result {
+        Self::resume_one(dev)
+    }
+
+    fn remove(dev: Device) {
+        Self::remove_one(dev)
+    }
+}
+
+impl AzureBlobDriver {
+    fn probe_one(dev: Device) -> Result {
         let channel = dev.channel();
         channel.use_requestor(AZ_BLOB_QUEUE_DEPTH);
         let wq = hv::OwnedQueue::new()?;
@@ -486,7 +521,7 @@ impl hv::Driver for AzureBlobDriver {
         }
     }
 
-    fn suspend(dev: Device) -> Result {
+    fn suspend_one(dev: Device) -> Result {
         let Some(shared) = device_shared(&dev) else {
             return Ok(());
         };
@@ -502,7 +537,7 @@ impl hv::Driver for AzureBlobDriver {
         Ok(())
     }
 
-    fn resume(dev: Device) -> Result {
+    fn resume_one(dev: Device) -> Result {
         let Some(shared) = device_shared(&dev) else {
             return Ok(());
         };
@@ -522,7 +557,7 @@ impl hv::Driver for AzureBlobDriver {
         Ok(())
     }
 
-    fn remove(dev: Device) {
+    fn remove_one(dev: Device) {
         let ptr = dev.drvdata().cast::<DeviceData>();
         if ptr.is_null() {
             return;
@@ -540,5 +575,6 @@ impl hv::Driver for AzureBlobDriver {
         if dropped != 0 {
             pr_warn!("dropped {} malformed or unknown completions from the host\n", dropped);
         }
+        BOUND.store(false, Ordering::Release);
     }
 }

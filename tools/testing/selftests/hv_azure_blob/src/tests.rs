@@ -109,9 +109,14 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
             let path = path.clone();
             v.push((name, Box::new(move || f(&Control::open(&path)?))));
         }
+        let p2 = path.clone();
         v.push((
             "rescind_removes_node_and_reoffer_restores_it",
             Box::new(move || rescind_and_reoffer(&path)),
+        ));
+        v.push((
+            "a_second_device_is_refused_and_binds_when_the_first_goes",
+            Box::new(move || second_device(&p2)),
         ));
         v.push((
             "echo_round_trip_after_reoffer",
@@ -410,6 +415,54 @@ fn wait_for(what: &str, present: bool) -> Outcome {
     crate::faults::wait_until(what, 30, || {
         Ok(std::path::Path::new(DEFAULT_PATH).exists() == present)
     })
+}
+
+/// The vmbus devices and whether a driver is bound to each.
+fn vmbus_devices() -> Result<Vec<(String, bool)>, String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/sys/bus/vmbus/devices").map_err(|e| e.to_string())? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        v.push((
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            p.join("driver").exists(),
+        ));
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// One /dev/azure_blob: a second device offered meanwhile stays unbound
+/// (EBUSY, a warning, no sysfs name clash); when the first is rescinded the
+/// second can be bound and serves requests.
+fn second_device(path: &str) -> Outcome {
+    let ctl = Control::open(path)?;
+    ctl.command("offer 1")?;
+    crate::faults::wait_until("a second vmbus device", 30, || {
+        Ok(vmbus_devices()?.len() == 2)
+    })?;
+    let devs = vmbus_devices()?;
+    let bound = devs.iter().filter(|d| d.1).count();
+    if bound != 1 {
+        return Err(format!("{bound} devices bound, expected 1: {devs:?}"));
+    }
+    round_trip(500, 500, PAGE, 100, 3)?;
+    // The first goes; the second, unbound, gets the driver on a rebind.
+    ctl.command("rescind 0")?;
+    wait_for("after rescind of the first", false)?;
+    crate::faults::wait_until("one vmbus device", 30, || Ok(vmbus_devices()?.len() == 1))?;
+    let (name, _) = vmbus_devices()?
+        .pop()
+        .ok_or("no device left".to_string())?;
+    std::fs::write("/sys/bus/vmbus/drivers_probe", &name)
+        .map_err(|e| format!("drivers_probe {name}: {e}"))?;
+    wait_for("the second device's node", true)?;
+    round_trip(600, 600, PAGE, 100, 4)?;
+    ctl.command("rescind 1")?;
+    wait_for("after rescind of the second", false)?;
+    ctl.command("offer 0")?;
+    wait_for("after re-offer of the first", true)
 }
 
 fn rescind_and_reoffer(path: &str) -> Outcome {
