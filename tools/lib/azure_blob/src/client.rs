@@ -700,6 +700,8 @@ pub struct DownloadOptions {
     pub conditions: Conditions,
     /// Bytes per request (default 8 MiB).
     pub chunk_size: Option<usize>,
+    /// Requests at once, for [`BlobClient::download_to_file`] (default 4).
+    pub parallelism: Option<usize>,
     /// Told the bytes downloaded so far.
     pub progress: Option<Progress>,
 }
@@ -979,6 +981,89 @@ impl BlobClient {
             }
         }
         Ok(written)
+    }
+
+    /// Downloads the blob, or the range of `o`, into the file at `path`,
+    /// `parallelism` ranged requests at once, each written at its place.
+    /// The content goes to `PATH.partial` first and is renamed to `path`
+    /// once complete and synced, so `path` never holds a partial download.
+    /// Returns the bytes written.
+    pub fn download_to_file(
+        &self,
+        path: &std::path::Path,
+        o: &DownloadOptions,
+    ) -> Result<u64, Error> {
+        use std::os::unix::fs::FileExt;
+        let props = self.get_properties(&o.conditions)?;
+        let start = o.offset.min(props.content_length);
+        let end = o
+            .length
+            .map_or(props.content_length, |l| start.saturating_add(l))
+            .min(props.content_length);
+        let chunk = o.chunk_size.unwrap_or(8 << 20).clamp(1, crate::MAX_DATA) as u64;
+        let count = (end - start).div_ceil(chunk);
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = std::path::PathBuf::from(partial);
+        let file = std::fs::File::create(&partial).map_err(Error::Io)?;
+        // Every range of the same version of the blob.
+        let mut cond = o.conditions.clone();
+        cond.if_match = Some(props.etag.clone());
+        let next = AtomicU64::new(0);
+        let done = AtomicU64::new(0);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..o.parallelism.unwrap_or(4).max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    let at = start + i * chunk;
+                    let n = chunk.min(end - at);
+                    let r = self
+                        .download(&DownloadOptions {
+                            conditions: cond.clone(),
+                            chunk_size: Some(n as usize),
+                            ..DownloadOptions::range(at, n)
+                        })
+                        .and_then(|data| {
+                            if data.len() as u64 != n {
+                                return Err(Error::Protocol(format!(
+                                    "asked for {n} bytes at {at}, got {}",
+                                    data.len()
+                                )));
+                            }
+                            file.write_all_at(&data, at - start).map_err(Error::Io)
+                        });
+                    match r {
+                        Ok(()) => {
+                            let total = done.fetch_add(n, Ordering::Relaxed) + n;
+                            if let Some(p) = &o.progress {
+                                p(total);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut g) = first_error.lock() {
+                                g.get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let finish = match first_error.into_inner().ok().flatten() {
+            Some(e) => Err(e),
+            None => file
+                .set_len(end - start)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| std::fs::rename(&partial, path))
+                .map_err(Error::Io),
+        };
+        if finish.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        finish.map(|()| end - start)
     }
 
     /// The blob's properties and metadata (HEAD).

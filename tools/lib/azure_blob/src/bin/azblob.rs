@@ -279,28 +279,18 @@ fn run(cli: Cli) -> R<()> {
                     .get_properties(&Conditions::default())
                     .map_err(fail("blob properties"))?
                     .content_length;
-                let tmp = format!("{dst}.azblob-partial");
-                let mut f =
-                    std::fs::File::create(&tmp).map_err(|e| local(format!("{tmp}: {e}")))?;
                 let pb = Arc::new(ctx.bar(size, &format!("download {src}")));
                 let p = pb.clone();
-                let got = blob.download_to(
-                    &mut f,
+                let got = blob.download_to_file(
+                    std::path::Path::new(&dst),
                     &DownloadOptions {
+                        parallelism: Some(ctx.parallel.max(1)),
                         progress: Some(Arc::new(move |n| p.set_position(n))),
                         ..Default::default()
                     },
                 );
                 pb.finish_and_clear();
-                let n = match got {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(fail("download")(e));
-                    }
-                };
-                f.sync_all().map_err(|e| local(format!("{tmp}: {e}")))?;
-                std::fs::rename(&tmp, &dst).map_err(|e| local(format!("{dst}: {e}")))?;
+                let n = got.map_err(fail("download"))?;
                 ctx.say(&format!("downloaded {src} to {dst} ({n} bytes)"));
             }
             _ => {

@@ -206,6 +206,38 @@ impl Scenario {
         check(
             n == data.len() as u64 && back == data,
             "chunked download differs",
+        )?;
+        // Into a file, 4 ranges at once, each written at its place.
+        let path = std::env::temp_dir().join(format!("client-test-{}.bin", std::process::id()));
+        let n = b
+            .download_to_file(
+                &path,
+                &DownloadOptions {
+                    chunk_size: Some(300_000),
+                    parallelism: Some(4),
+                    ..Default::default()
+                },
+            )
+            .map_err(e("download_to_file"))?;
+        let file = std::fs::read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+        let _ = std::fs::remove_file(&path);
+        check(
+            n == data.len() as u64 && file == data,
+            "the parallel download to a file differs",
+        )?;
+        let missing = std::env::temp_dir().join(format!("client-missing-{}", std::process::id()));
+        expect_err(
+            self.blob("no-such-blob")
+                .download_to_file(&missing, &Default::default()),
+            404,
+            Some("BlobNotFound"),
+            "a download of a missing blob to a file",
+        )?;
+        let mut partial = missing.clone().into_os_string();
+        partial.push(".partial");
+        check(
+            !missing.exists() && !std::path::Path::new(&partial).exists(),
+            "a failed download left a file",
         )
     }
 

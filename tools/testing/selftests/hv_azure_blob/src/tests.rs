@@ -452,9 +452,7 @@ fn second_device(path: &str) -> Outcome {
     ctl.command("rescind 0")?;
     wait_for("after rescind of the first", false)?;
     crate::faults::wait_until("one vmbus device", 30, || Ok(vmbus_devices()?.len() == 1))?;
-    let (name, _) = vmbus_devices()?
-        .pop()
-        .ok_or("no device left".to_string())?;
+    let (name, _) = vmbus_devices()?.pop().ok_or("no device left".to_string())?;
     std::fs::write("/sys/bus/vmbus/drivers_probe", &name)
         .map_err(|e| format!("drivers_probe {name}: {e}"))?;
     wait_for("the second device's node", true)?;
