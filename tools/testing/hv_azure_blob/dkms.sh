@@ -20,16 +20,8 @@ t=$(mktemp -d "${TMPDIR:-/tmp}/hvab-dkms.XXXXXX")
 trap 'rm -rf "$t"' EXIT
 mkdir -p "$t/src/$PKG-$PKGVER" "$t/dkms"
 log=$t/log
-passed=0 failed=0
+check_log=$log
 
-check() {
-	local name=$1; shift
-	if "$@" >>"$log" 2>&1; then
-		echo "ok $name"; passed=$((passed + 1))
-	else
-		echo "not ok $name"; failed=$((failed + 1))
-	fi
-}
 
 # DKMS runs plain `make`: the kernel's rustc (Debian's, in /usr/bin) must come
 # before rustup's, and bindgen from the cache.

@@ -39,3 +39,15 @@ hvab_variant_flags() {
 	local f=$HVAB_ROOT/tools/testing/hv_azure_blob/configs/$1.make
 	[ -f "$f" ] && cat "$f" || true
 }
+
+# check NAME COMMAND...: runs COMMAND (output to $check_log), prints a KTAP
+# "ok/not ok NAME" line and counts it in $passed / $failed.
+passed=0 failed=0 check_log=/dev/null
+check() {
+	local name=$1; shift
+	if "$@" >>"$check_log" 2>&1; then
+		echo "ok $name"; passed=$((passed + 1))
+	else
+		echo "not ok $name"; failed=$((failed + 1))
+	fi
+}

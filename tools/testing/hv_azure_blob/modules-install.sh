@@ -14,16 +14,8 @@ VER=$(cat "$KDIR/include/config/kernel.release")
 root=$(mktemp -d "${TMPDIR:-/tmp}/hvab-modinst.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mod=$root/lib/modules/$VER
-passed=0 failed=0
+check_log=$root/log
 
-check() {
-	local name=$1; shift
-	if "$@" >>"$root/log" 2>&1; then
-		echo "ok $name"; passed=$((passed + 1))
-	else
-		echo "not ok $name"; failed=$((failed + 1))
-	fi
-}
 
 say "installing the kernel's modules and hv_azure_blob.ko into $root (Linux $VER)"
 check kernel_modules_install make -s -C "$KDIR" $HVAB_KMAKE_FLAGS INSTALL_MOD_PATH="$root" modules_install

@@ -418,19 +418,14 @@ impl BlobServiceClient {
         let mut out = Vec::new();
         let mut marker = String::new();
         loop {
-            let mut path = "/?comp=list".to_string();
-            if let Some(p) = &o.prefix {
-                path.push_str(&format!("&prefix={}", enc_query(p)));
-            }
-            if o.include_metadata {
-                path.push_str("&include=metadata");
-            }
-            if let Some(n) = o.page_size {
-                path.push_str(&format!("&maxresults={n}"));
-            }
-            if !marker.is_empty() {
-                path.push_str(&format!("&marker={}", enc_query(&marker)));
-            }
+            let path = list_path(
+                "/?comp=list",
+                o.prefix.as_deref(),
+                None,
+                o.include_metadata,
+                o.page_size,
+                &marker,
+            );
             let r = Call::new("list containers", "GET", path, &[200])
                 .expect(1 << 20)
                 .send(self.transport())?;
@@ -458,6 +453,34 @@ impl BlobServiceClient {
             }
         }
     }
+}
+
+/// A listing's path: `base` and the options of one page.
+fn list_path(
+    base: &str,
+    prefix: Option<&str>,
+    delimiter: Option<&str>,
+    include_metadata: bool,
+    page_size: Option<u32>,
+    marker: &str,
+) -> String {
+    let mut path = base.to_string();
+    if let Some(p) = prefix {
+        path.push_str(&format!("&prefix={}", enc_query(p)));
+    }
+    if let Some(d) = delimiter {
+        path.push_str(&format!("&delimiter={}", enc_query(d)));
+    }
+    if include_metadata {
+        path.push_str("&include=metadata");
+    }
+    if let Some(n) = page_size {
+        path.push_str(&format!("&maxresults={n}"));
+    }
+    if !marker.is_empty() {
+        path.push_str(&format!("&marker={}", enc_query(marker)));
+    }
+    path
 }
 
 fn listing_metadata(n: &xml::Node) -> Metadata {
@@ -593,22 +616,14 @@ impl BlobContainerClient {
         let mut out = BlobListing::default();
         let mut marker = String::new();
         loop {
-            let mut path = format!("{}&comp=list", self.path());
-            if let Some(p) = &o.prefix {
-                path.push_str(&format!("&prefix={}", enc_query(p)));
-            }
-            if let Some(d) = &o.delimiter {
-                path.push_str(&format!("&delimiter={}", enc_query(d)));
-            }
-            if o.include_metadata {
-                path.push_str("&include=metadata");
-            }
-            if let Some(n) = o.page_size {
-                path.push_str(&format!("&maxresults={n}"));
-            }
-            if !marker.is_empty() {
-                path.push_str(&format!("&marker={}", enc_query(&marker)));
-            }
+            let path = list_path(
+                &format!("{}&comp=list", self.path()),
+                o.prefix.as_deref(),
+                o.delimiter.as_deref(),
+                o.include_metadata,
+                o.page_size,
+                &marker,
+            );
             let r = Call::new("list blobs", "GET", path, &[200])
                 .expect(4 << 20)
                 .send(self.t())?;
