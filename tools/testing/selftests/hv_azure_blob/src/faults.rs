@@ -275,6 +275,98 @@ pub(crate) fn rescind_with_pending_requests(ctl: &Control) -> Outcome {
     round_trip(300, 300, 2 * PAGE, 100, 5)
 }
 
+/// The status of a request the host simulator took off the ring and had
+/// not answered when it died (AZ_BLOB_STATUS_INTERNAL_ERROR; the request is
+/// not replayed, its outcome is unknown).
+const HOST_RESTARTED: u32 = 0x8007_054f;
+
+/// The `host_gen=N` of the simulator's `status` answer: bumped by every
+/// host process that attaches to the control page.
+fn host_gen(ctl: &Control) -> Result<u64, String> {
+    let st = ctl.command("status")?;
+    st.split_whitespace()
+        .find_map(|w| {
+            w.strip_prefix("host_gen=")?
+                .trim_end_matches(';')
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no host_gen in '{st}'"))
+}
+
+/// The host simulator dies (kill -9, on the `crash` command) with 8
+/// requests held and one more sent right after; the broker starts another
+/// VSP, which takes over the open channel: each held caller gets
+/// HOST_RESTARTED, the late one that or its echo, nothing hangs, the pins
+/// are released, and the device works on through files opened before.
+pub(crate) fn host_crash_and_restart(ctl: &Control) -> Outcome {
+    let gen_before = host_gen(ctl)?;
+    let open = dev()?;
+    ctl.command("fault hold")?;
+    let spawn = |seed: u8| {
+        std::thread::spawn(move || -> Result<u32, String> {
+            let d = dev()?;
+            let r = echo(&d, 512, seed)?;
+            if r.status != 0 && r.response_len != 0 {
+                return Err(format!(
+                    "status {:#x} with response_len {}",
+                    r.status, r.response_len
+                ));
+            }
+            Ok(r.status)
+        })
+    };
+    let held: Vec<_> = (0..8).map(|i| spawn(70 + i)).collect();
+    let crashed = wait_until("8 requests held by the host", 20, || {
+        Ok(pending()?.len() == 8)
+    })
+    .and_then(|()| ctl.command("crash"))
+    .and_then(|answer| {
+        answer
+            .starts_with("ok crashing")
+            .then_some(())
+            .ok_or(format!("'crash' answered '{answer}'"))
+    });
+    if let Err(e) = crashed {
+        // Let the held callers go; the tests after this one need the host.
+        let _ = ctl.command("fault release");
+        return Err(e);
+    }
+    // Sent while the VSP is dead or dying: served by the next one, or
+    // failed as taken by the dead one.
+    let late = spawn(90);
+    let threads: Vec<_> = held.into_iter().chain([late]).collect();
+    wait_until("every caller answered after the restart", 30, || {
+        Ok(threads.iter().all(|t| t.is_finished()))
+    })?;
+    for (i, t) in threads.into_iter().enumerate() {
+        let status = t.join().map_err(|_| "a thread panicked".to_string())??;
+        let fine = status == HOST_RESTARTED || (i == 8 && status == 0);
+        if !fine {
+            return Err(format!(
+                "caller {i}: status {status:#x}, expected {HOST_RESTARTED:#x}"
+            ));
+        }
+    }
+    let gen_after = host_gen(ctl)?;
+    if gen_after != gen_before + 1 {
+        return Err(format!(
+            "host_gen {gen_before} before, {gen_after} after: expected one new host process"
+        ));
+    }
+    let st = ctl.command("status")?;
+    if !st.contains("ch0 offered=1 open=1") {
+        return Err(format!("after the restart: '{st}'"));
+    }
+    wait_until("nothing pending", 10, || Ok(pending()?.is_empty()))?;
+    crate::stress::pins_balanced()?;
+    let r = echo(&open, 1000, 91)?;
+    if r.status != 0 {
+        return Err(format!("after the restart: status {:#x}", r.status));
+    }
+    round_trip(300, 300, 3 * PAGE, 2 * PAGE, 17)
+}
+
 /// Random faults from a seed: every answer is the right echo or the
 /// injected status, and nothing is lost.
 pub(crate) fn random_faults(ctl: &Control) -> Outcome {
