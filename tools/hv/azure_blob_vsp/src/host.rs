@@ -559,7 +559,8 @@ impl Host {
             kick: self.to_host[1 + ch].clone(),
         });
         tracing::info!(
-            "channel {ch} opened: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
+            "channel {ch} {}: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
+            if adopt { "served again" } else { "opened" },
             send_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),
             recv_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),
         );
