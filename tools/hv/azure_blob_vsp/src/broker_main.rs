@@ -141,7 +141,7 @@ fn serve_vsps(b: &Arc<Broker>, listener: &OwnedFd) {
             }
         };
         let mut st = b.lock();
-        if st.vsp.is_some() {
+        if st.vsp.as_ref().is_some_and(|(_, old)| !hung_up(old)) {
             tracing::warn!("a second VSP connected while one is attached: refused");
             continue;
         }
@@ -185,6 +185,20 @@ fn serve_vsps(b: &Arc<Broker>, listener: &OwnedFd) {
             tracing::info!("VSP detached");
         });
     }
+}
+
+/// The peer of `fd` is gone (its process died), whether or not the thread
+/// reading `fd` has noticed yet.
+fn hung_up(fd: &OwnedFd) -> bool {
+    let mut p = [rustix::event::PollFd::new(
+        fd,
+        rustix::event::PollFlags::RDHUP,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut p, Some(&zero)), Ok(n) if n > 0)
 }
 
 /// Control clients: kept (a duplicate) until they hang up, and handed to

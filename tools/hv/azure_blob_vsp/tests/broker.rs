@@ -3,7 +3,8 @@
 //! a fake QEMU connects once, an emulated guest opens a channel, the VSP
 //! holds three requests and is told to `crash` (kill -9); the broker starts
 //! another VSP, which takes over the channel and the control connection and
-//! fails the three with the restarted status; `quit` ends both processes.
+//! fails the three with the restarted status; a new QEMU gets a fresh VM
+//! and a fresh VSP; `quit` ends both processes.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -194,6 +195,25 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
         .unwrap();
     assert!(!extra.success());
 
+    // A new QEMU (the VM restarted): fresh resources, and the VSP is
+    // replaced by one that offers on the fresh control page.
+    drop(qemu);
+    wait_for("the broker to notice", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("QEMU disconnected")
+    });
+    let qemu = connect(&ivsh);
+    let msgs = recv_ivshmem_msgs(&qemu, 3 + 2 * NR_VECTORS);
+    let page2 = ControlPage::from_fd(msgs[2].1.as_ref().unwrap().try_clone().unwrap()).unwrap();
+    wait_for("the offer on the new page", || {
+        page2.magic() == VMBUS_SIM_MAGIC && page2.offered(0)
+    });
+    assert_eq!((page2.host_gen(), page2.offer_seq(0)), (1, 1));
+    assert!(page.offered(0), "the old page is left as it was");
+    let st = ask("status\n");
+    assert!(st.starts_with("ok host_gen=1 "), "{st}");
+
     assert_eq!(ask("quit\n"), "ok quitting");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -215,6 +235,8 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
         "taking over from a previous VSP process",
         "3 request(s) the previous VSP had taken off the ring and not answered",
         "a second VSP connected while one is attached: refused",
+        "new QEMU: fresh shared memory, doorbells and host state",
+        "the broker closed the connection",
         "the VSP quit",
     ] {
         assert!(log.contains(needle), "log lacks '{needle}':\n{log}");
