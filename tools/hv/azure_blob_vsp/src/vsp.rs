@@ -641,10 +641,10 @@ impl ChannelServer {
     }
 
     /// Re-attachment after a VSP crash: completes, with
-    /// [`HOST_RESTARTED_STATUS`] and nothing written, every request the
+    /// [`HOST_RESTARTED_STATUS`] and `response_len` 0, every request the
     /// journal says a previous VSP took off the ring and did not answer.
-    /// They are not replayed: they may have been carried out. Returns how
-    /// many.
+    /// They are not replayed: they may have been carried out (and the dead
+    /// VSP may have written their buffers). Returns how many.
     pub fn recover(&mut self) -> Result<usize, ServeError> {
         let Some(j) = self.journal.as_mut() else {
             return Ok(0);
