@@ -115,6 +115,8 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
 
     // Control connection (kept by the broker across VSPs).
     let c = connect(&ctl);
+    // An answer that never comes fails the test instead of hanging it.
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut w = c.try_clone().unwrap();
     let mut lines = BufReader::new(c).lines();
     let mut ask = |cmd: &str| -> String {
