@@ -59,6 +59,7 @@ gcc -static -O2 -Wall -Werror -I "$HVAB_ROOT/include/uapi" -o "$out/azure_blob_r
 cargo build -q --release --locked -p azure_blob_vsp -p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples >"$logs/build-vsp.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-vsp.log" >&2; die "building the host simulator failed"; }
 vsp=$HVAB_ROOT/target/release/azure-blob-vsp
+broker=$HVAB_ROOT/target/release/azure-blob-broker
 
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
 	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" "$out/azure_blob_bench.ko" -- \
@@ -92,8 +93,12 @@ if [ "$mode" = demo ]; then
 fi
 # The client tests: the blob service in memory, with its HTTP door open too.
 [ "$mode" = client ] && vsp_args=(--handler blob --memory --http 127.0.0.1:0)
-"$vsp" --ivshmem-socket "$run/ivsh.sock" --guest-ram "$run/guest-ram" \
-	--control-socket "$run/ctl.sock" "${vsp_args[@]}" >"$logs/vsp.log" 2>&1 &
+# The broker is QEMU's ivshmem server and the control socket for the VM's
+# life; it runs the simulator and starts another when one dies (a selftest
+# crashes it on purpose), which takes over the open channels.
+"$broker" --ivshmem-socket "$run/ivsh.sock" --control-socket "$run/ctl.sock" \
+	--broker-socket "$run/broker.sock" -- "$vsp" --broker "$run/broker.sock" \
+	--guest-ram "$run/guest-ram" "${vsp_args[@]}" >"$logs/vsp.log" 2>&1 &
 vsp_pid=$!
 for _ in $(seq 1 100); do [ -S "$run/ivsh.sock" ] && [ -S "$run/ctl.sock" ] && break; sleep 0.05; done
 [ -S "$run/ivsh.sock" ] || { cat "$logs/vsp.log" >&2; die "the host simulator did not start"; }

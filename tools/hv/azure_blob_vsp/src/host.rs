@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use hv_azure_blob_proto::guid::format_guid;
 use hv_azure_blob_proto::sim_shm::{
-    VMBUS_SIM_MAX_CHANNELS, VMBUS_SIM_MAX_RING_PFNS, VMBUS_SIM_STATE_CLOSED, VMBUS_SIM_STATE_OPEN,
-    VMBUS_SIM_VEC_CONTROL,
+    VMBUS_SIM_MAGIC, VMBUS_SIM_MAX_CHANNELS, VMBUS_SIM_MAX_RING_PFNS, VMBUS_SIM_STATE_CLOSED,
+    VMBUS_SIM_STATE_OPEN, VMBUS_SIM_VEC_CONTROL,
 };
 use hv_azure_blob_proto::HV_AZURE_BLOB_GUID;
 
 use crate::control::ControlPage;
 use crate::doorbell::Doorbell;
 use crate::guest_ram::{GuestRam, PAGE_SIZE};
+use crate::journal::HostState;
 use crate::vsp::{ChannelServer, ChannelShared, ChannelStats, RequestHandler};
 
 /// Number of channels of the simulated bus.
@@ -74,6 +75,14 @@ pub struct Host {
     ram_source: RamSource,
     handlers: HandlerFactory,
     inner: Mutex<Inner>,
+    /// What must outlive this process: the journals of unanswered requests.
+    state: Arc<HostState>,
+    /// This host took over from a previous VSP process (see [`Host::with_state`]).
+    reattached: bool,
+    /// Channels it found open and went on serving.
+    adopted: Vec<usize>,
+    /// `crash` is allowed (a broker restarts the process).
+    pub allow_crash: bool,
     /// How long a rescind waits for the channel's pending requests.
     pub rescind_timeout: Duration,
     /// How long an offer waits for the guest to close a rescinded channel.
@@ -95,6 +104,9 @@ pub struct CommandOutcome {
     pub reply: String,
     /// The command was `quit`.
     pub quit: bool,
+    /// The command was `crash`: the process kills itself once the answer
+    /// is sent.
+    pub crash: bool,
 }
 
 /// A fresh random instance GUID (version 4, guid_t byte order).
@@ -123,29 +135,133 @@ impl Host {
         ram_source: RamSource,
         handlers: HandlerFactory,
     ) -> Result<Self, String> {
+        let state = HostState::anonymous().map_err(|e| format!("host state: {e}"))?;
+        Self::with_state(
+            ctl,
+            Arc::new(state),
+            to_host,
+            to_guest,
+            ram_source,
+            handlers,
+        )
+    }
+
+    /// Like [`Host::new`], with the host state kept outside this process
+    /// (by the broker). If a previous VSP process used the same control
+    /// page and state, this one takes over: the offers stay as they are,
+    /// every channel the guest has open (its ring pages are in the control
+    /// page) is served again, and the requests the previous process took off
+    /// the rings without answering are completed with
+    /// [`crate::journal::HOST_RESTARTED_STATUS`].
+    pub fn with_state(
+        ctl: ControlPage,
+        state: Arc<HostState>,
+        to_host: Vec<Arc<Doorbell>>,
+        to_guest: Vec<Arc<Doorbell>>,
+        ram_source: RamSource,
+        handlers: HandlerFactory,
+    ) -> Result<Self, String> {
         if to_host.len() < NR_VECTORS || to_guest.len() < NR_VECTORS {
             return Err(format!(
                 "{NR_VECTORS} doorbells are needed in each direction"
             ));
         }
+        let reattached = ctl.magic() == VMBUS_SIM_MAGIC && !state.is_fresh();
         let gen = ctl.attach(0);
-        tracing::info!("attached to the control page as host peer 0 (host_gen {gen})");
+        tracing::info!(
+            "attached to the control page as host peer 0 (host_gen {gen}{})",
+            if reattached {
+                ", taking over from a previous VSP process"
+            } else {
+                ""
+            }
+        );
         let inner = Inner {
             slots: (0..NR_CHANNELS).map(|_| Slot::default()).collect(),
             guest_gen: ctl.guest_gen(),
             ram: None,
         };
-        Ok(Self {
+        let mut host = Self {
             ctl,
             to_host,
             to_guest,
             ram_source,
             handlers,
             inner: Mutex::new(inner),
+            state,
+            reattached,
+            adopted: Vec::new(),
+            allow_crash: false,
             rescind_timeout: Duration::from_secs(10),
             close_wait: Duration::from_secs(10),
             faults: Arc::default(),
-        })
+        };
+        if reattached {
+            host.adopted = host.adopt();
+        } else {
+            for ch in 0..NR_CHANNELS {
+                host.state.channel(ch).clear();
+            }
+        }
+        host.state.set_guest_gen(host.ctl.guest_gen());
+        Ok(host)
+    }
+
+    /// This host took over from a previous VSP process: the control page
+    /// already holds its offers (do not offer again).
+    pub fn reattached(&self) -> bool {
+        self.reattached
+    }
+
+    /// The channels found open at takeover and served again.
+    pub fn adopted(&self) -> &[usize] {
+        &self.adopted
+    }
+
+    /// Takeover: rebuilds the per-channel state from the control page
+    /// (offers; channels open and acknowledged, with their ring pages) and
+    /// starts a worker on each open channel, which first fails what the
+    /// journal says is unanswered. A channel whose open or close the
+    /// previous process had not acknowledged is left to
+    /// [`Host::poll_control`], as is a guest bus that restarted meanwhile.
+    fn adopt(&self) -> Vec<usize> {
+        let mut inner = self.lock();
+        let same_guest = self.state.guest_gen() == self.ctl.guest_gen();
+        if !same_guest {
+            tracing::info!(
+                "the guest bus restarted since the previous VSP process: no channel to take over"
+            );
+        }
+        let mut adopted = Vec::new();
+        for ch in 0..NR_CHANNELS {
+            let offered = self.ctl.offered(ch);
+            if let Some(slot) = inner.slots.get_mut(ch) {
+                slot.offered = offered;
+            }
+            let g = self.ctl.guest_state(ch);
+            let open = same_guest
+                && g.state == VMBUS_SIM_STATE_OPEN
+                && g.open_seq == self.ctl.open_ack(ch)
+                && self.ctl.host_status(ch) == 0;
+            if !open {
+                self.state.channel(ch).clear();
+                continue;
+            }
+            let pending = self.state.channel(ch).in_use();
+            match self.open_channel(&mut inner, ch, g.send_pages, g.recv_pages, true) {
+                0 => {
+                    tracing::info!(
+                        "channel {ch}: taken over (offered={}), {pending} request(s) in its journal",
+                        u8::from(offered)
+                    );
+                    adopted.push(ch);
+                }
+                e => tracing::error!(
+                    "channel {ch}: the guest has it open but its rings cannot be served again (errno {e})"
+                ),
+            }
+        }
+        adopted
     }
 
     /// The control page.
@@ -368,13 +484,15 @@ impl Host {
         }
     }
 
-    fn open_channel(&self, inner: &mut Inner, ch: usize, send: u32, recv: u32) -> u32 {
+    /// Starts serving a channel's rings: a guest's open, or (`adopt`) a
+    /// channel found open at takeover, whose journal is kept for recovery.
+    fn open_channel(&self, inner: &mut Inner, ch: usize, send: u32, recv: u32, adopt: bool) -> u32 {
         if let Some(slot) = inner.slots.get_mut(ch) {
             if slot.worker.is_some() {
                 tracing::warn!("channel {ch} opened again without a close; detaching first");
                 Self::stop_worker(slot);
             }
-            if !slot.offered {
+            if !slot.offered && !adopt {
                 tracing::warn!("guest opened channel {ch}, which is not offered: refused");
                 return ENODEV;
             }
@@ -402,7 +520,12 @@ impl Host {
             ..ChannelShared::default()
         });
         let (send_pfns, recv_pfns) = pfns.split_at(send as usize);
-        let server = match ChannelServer::new(
+        let mut journal = self.state.channel(ch);
+        if !adopt {
+            // New rings: nothing of an earlier open is answered on them.
+            journal.clear();
+        }
+        let mut server = match ChannelServer::new(
             ch,
             ram,
             send_pfns,
@@ -419,6 +542,7 @@ impl Host {
                 return EINVAL;
             }
         };
+        server.set_journal(journal);
         let thread = match std::thread::Builder::new()
             .name(format!("vsp-ch{ch}"))
             .spawn(move || server.run())
@@ -435,7 +559,8 @@ impl Host {
             kick: self.to_host[1 + ch].clone(),
         });
         tracing::info!(
-            "channel {ch} opened: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
+            "channel {ch} {}: send ring at GPA {:#x} ({send} pages), receive ring at GPA {:#x} ({recv} pages)",
+            if adopt { "served again" } else { "opened" },
             send_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),
             recv_pfns.first().copied().unwrap_or_default().wrapping_mul(PAGE_SIZE),
         );
@@ -459,7 +584,9 @@ impl Host {
                     tracing::info!("channel {ch}: detached from the previous guest's rings");
                     Self::stop_worker(slot);
                 }
+                self.state.channel(ch).clear();
             }
+            self.state.set_guest_gen(gen);
         }
         let mut acked = false;
         for ch in 0..NR_CHANNELS {
@@ -469,7 +596,7 @@ impl Host {
             }
             let status = match g.state {
                 VMBUS_SIM_STATE_OPEN => {
-                    self.open_channel(&mut inner, ch, g.send_pages, g.recv_pages)
+                    self.open_channel(&mut inner, ch, g.send_pages, g.recv_pages, false)
                 }
                 VMBUS_SIM_STATE_CLOSED => {
                     if let Some(slot) = inner.slots.get_mut(ch) {
@@ -477,6 +604,8 @@ impl Host {
                             Self::stop_worker(slot);
                             tracing::info!("channel {ch} closed by the guest");
                         }
+                        // Its requests are the guest's business now.
+                        self.state.channel(ch).clear();
                     }
                     0
                 }
@@ -535,6 +664,7 @@ impl Host {
                     Err(e) => format!("err {e}"),
                 },
                 quit: false,
+                crash: false,
             };
         }
         let mut words = line.split_whitespace();
@@ -547,6 +677,7 @@ impl Host {
                 Err(e) => format!("err {e}"),
             },
             quit: false,
+            crash: false,
         };
         if extra.is_some() {
             return ok(Err(format!("too many arguments to '{cmd}'")));
@@ -567,11 +698,21 @@ impl Host {
             "quit" if arg.is_none() => CommandOutcome {
                 reply: "ok quitting".into(),
                 quit: true,
+                crash: false,
             },
-            "help" => ok(Ok(
-                "commands: offer [CH], rescind [CH], status, quit, fault ... (fault help)".into(),
+            "crash" if arg.is_none() && self.allow_crash => CommandOutcome {
+                reply: "ok crashing (kill -9 of the VSP; the broker starts another)".into(),
+                quit: false,
+                crash: true,
+            },
+            "crash" if arg.is_none() => ok(Err(
+                "crash needs the broker (azure-blob-vsp --broker), which restarts the VSP".into(),
             )),
-            "status" | "quit" => ok(Err(format!("'{cmd}' takes no argument"))),
+            "help" => ok(Ok(
+                "commands: offer [CH], rescind [CH], status, quit, crash, fault ... (fault help)"
+                    .into(),
+            )),
+            "status" | "quit" | "crash" => ok(Err(format!("'{cmd}' takes no argument"))),
             _ => ok(Err(format!(
                 "unknown command '{cmd}' (offer [CH], rescind [CH], status, quit)"
             ))),
@@ -631,6 +772,7 @@ pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
                 CommandOutcome {
                     reply: format!("err line longer than {MAX_LINE} bytes"),
                     quit: false,
+                    crash: false,
                 }
             } else if text.is_empty() {
                 continue;
@@ -654,8 +796,19 @@ pub fn serve_control_client<T: CommandTarget + ?Sized, S: Read + Write>(
                 on_quit();
                 return;
             }
+            if outcome.crash {
+                crash_now();
+            }
         }
     }
+}
+
+/// Dies at once, as `kill -9` would kill it: no destructor runs, nothing
+/// is written to the rings or the control page.
+pub fn crash_now() -> ! {
+    tracing::warn!("crash requested: kill -9 of this process");
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    std::process::abort()
 }
 
 /// Sanity: the two states the guest may publish.

@@ -5,17 +5,22 @@
 //! [`ring`] (VMBus rings, host view), [`vsp`] (request validation, the
 //! request handler and the per-channel server), [`control`] (the simulated
 //! VMBus control page), [`ivshmem`] (the ivshmem server protocol spoken to
-//! QEMU), [`host`] (offers, opens, closes, rescinds and the control socket).
+//! QEMU), [`host`] (offers, opens, closes, rescinds and the control socket),
+//! [`journal`] (the requests taken and not answered, kept for a VSP that
+//! restarts) and [`broker`] (the process that keeps QEMU's ivshmem fds
+//! across VSP restarts, and its protocol).
 
 // Tests may unwrap: a failed unwrap is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod blob;
+pub mod broker;
 pub mod control;
 pub mod doorbell;
 pub mod fault;
 pub mod guest_ram;
 pub mod host;
 pub mod ivshmem;
+pub mod journal;
 pub mod ring;
 pub mod vsp;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 //! `azure-blob-vsp`: the host process of the simulated VMBus test bed. It is
 //! QEMU's ivshmem server, the VMBus host of the control page and the Azure
-//! Blob VSP (echo handler for now).
+//! Blob VSP; or, with `--broker`, it gets QEMU's fds from the broker
+//! (`azure-blob-broker`) and can be killed and started again while QEMU runs.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +16,14 @@ use clap::Parser;
 use azure_blob_service::server::HttpServer;
 use azure_blob_service::{BlobService, Config, MemoryStorage, Storage};
 use azure_blob_vsp::blob::BlobHandler;
+use azure_blob_vsp::broker::{self, MSG_CONTROL, MSG_QUIT};
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
 use azure_blob_vsp::host::HandlerFactory;
 use azure_blob_vsp::host::{
     serve_control_client, CommandOutcome, CommandTarget, Host, RamSource, NR_CHANNELS, NR_VECTORS,
 };
 use azure_blob_vsp::ivshmem::IvshmemResources;
+use azure_blob_vsp::journal::HostState;
 use azure_blob_vsp::vsp::{EchoHandler, RequestHandler};
 use blob_service_blobstore::{BlobstoreStorage, CreateOptions};
 
@@ -28,14 +32,23 @@ use blob_service_blobstore::{BlobstoreStorage, CreateOptions};
 #[command(name = "azure-blob-vsp", version)]
 struct Args {
     /// UNIX socket QEMU's ivshmem-doorbell chardev connects to.
-    #[arg(long, value_name = "PATH")]
-    ivshmem_socket: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "broker")]
+    ivshmem_socket: Option<PathBuf>,
     /// QEMU's guest RAM file (memory-backend-file, share=on).
     #[arg(long, value_name = "FILE")]
     guest_ram: PathBuf,
     /// UNIX socket for control commands (offer, rescind, status, quit).
-    #[arg(long, value_name = "PATH")]
-    control_socket: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "broker")]
+    control_socket: Option<PathBuf>,
+    /// Attach through the broker's socket instead of being QEMU's ivshmem
+    /// server: the broker hands over the VM's fds and the control
+    /// connections, and a VSP started after this one died takes over.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["ivshmem_socket", "control_socket"]
+    )]
+    broker: Option<PathBuf>,
     /// Devices to offer at start (and to every new QEMU).
     #[arg(long, value_name = "N", default_value_t = 1)]
     offer: usize,
@@ -82,27 +95,30 @@ struct Session {
     used: AtomicBool,
 }
 
+fn handler_factory(args: &Args, service: &BlobService) -> HandlerFactory {
+    match args.handler {
+        HandlerKind::Echo => {
+            Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) })
+        }
+        HandlerKind::Blob => {
+            let blob = BlobHandler::new(service.clone());
+            Box::new(move |_ch: usize| -> Box<dyn RequestHandler> { Box::new(blob.clone()) })
+        }
+    }
+}
+
 impl Session {
     fn new(args: &Args, service: &BlobService) -> Result<Self> {
         let res = Arc::new(IvshmemResources::new(NR_VECTORS).context("creating memfd/eventfds")?);
         let shm = res.shm.try_clone().context("dup of the shared memory fd")?;
         let ctl = ControlPage::from_fd(shm).context("mapping the control page")?;
-        let factory: HandlerFactory = match args.handler {
-            HandlerKind::Echo => {
-                Box::new(|_ch: usize| -> Box<dyn RequestHandler> { Box::new(EchoHandler) })
-            }
-            HandlerKind::Blob => {
-                let blob = BlobHandler::new(service.clone());
-                Box::new(move |_ch: usize| -> Box<dyn RequestHandler> { Box::new(blob.clone()) })
-            }
-        };
         let host = Arc::new(
             Host::new(
                 ctl,
                 res.to_host.clone(),
                 res.to_guest.clone(),
                 RamSource::File(args.guest_ram.clone()),
-                factory,
+                handler_factory(args, service),
             )
             .map_err(anyhow::Error::msg)?,
         );
@@ -274,15 +290,22 @@ fn main() -> Result<()> {
         }
         None => None,
     };
+    if let Some(path) = &args.broker {
+        return run_attached(&args, &service, path);
+    }
+    let (Some(ivshmem_socket), Some(control_socket)) = (&args.ivshmem_socket, &args.control_socket)
+    else {
+        bail!("--ivshmem-socket and --control-socket are needed without --broker");
+    };
     let current = Arc::new(Current(Mutex::new(Arc::new(Session::new(
         &args, &service,
     )?))));
-    let qemu_listener = bind(&args.ivshmem_socket)?;
-    let ctl_listener = bind(&args.control_socket)?;
+    let qemu_listener = bind(ivshmem_socket)?;
+    let ctl_listener = bind(control_socket)?;
     tracing::info!(
         "listening: ivshmem {} control {} guest RAM {}",
-        args.ivshmem_socket.display(),
-        args.control_socket.display(),
+        ivshmem_socket.display(),
+        control_socket.display(),
         args.guest_ram.display()
     );
 
@@ -323,7 +346,117 @@ fn main() -> Result<()> {
     let _ = quit_rx.recv();
     tracing::info!("quit requested: stopping");
     current.get().end("quit");
-    let _ = std::fs::remove_file(&args.ivshmem_socket);
-    let _ = std::fs::remove_file(&args.control_socket);
+    let _ = std::fs::remove_file(ivshmem_socket);
+    let _ = std::fs::remove_file(control_socket);
     Ok(())
+}
+
+/// Why an attached VSP ends.
+enum End {
+    /// `quit` on the control socket.
+    Quit,
+    /// The broker closed the connection (it quit, or a new VM started).
+    BrokerGone,
+}
+
+/// The VSP under a broker: gets the VM's fds, takes over from a previous
+/// VSP if there was one (or offers the devices if not), serves the control
+/// connections the broker hands over. Exits with status 0 on `quit` (the
+/// broker then quits too), 3 when the broker goes; `crash` kills it.
+fn run_attached(args: &Args, service: &BlobService, path: &Path) -> Result<()> {
+    let sock: Arc<OwnedFd> = Arc::new(
+        broker::connect(path)
+            .with_context(|| format!("connecting to the broker {}", path.display()))?,
+    );
+    let att = broker::receive_setup(&*sock).context("the broker's setup")?;
+    if att.to_host.len() < NR_VECTORS {
+        bail!(
+            "the broker sent {} vectors, {NR_VECTORS} are needed",
+            att.to_host.len()
+        );
+    }
+    let ctl = ControlPage::from_fd(att.shm).context("mapping the control page")?;
+    let state = HostState::from_fd(att.state).context("mapping the host state")?;
+    let mut host = Host::with_state(
+        ctl,
+        Arc::new(state),
+        att.to_host,
+        att.to_guest,
+        RamSource::File(args.guest_ram.clone()),
+        handler_factory(args, service),
+    )
+    .map_err(anyhow::Error::msg)?;
+    host.allow_crash = true;
+    let host = Arc::new(host);
+    if host.reattached() {
+        tracing::info!(
+            "attached through the broker {}: took over from a previous VSP (channels served again: {:?})",
+            path.display(),
+            host.adopted()
+        );
+    } else {
+        tracing::info!("attached through the broker {}: a new VM", path.display());
+        for _ in 0..args.offer {
+            host.offer(None).map_err(anyhow::Error::msg)?;
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let host = host.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("control-vector".into())
+            .spawn(move || host.run_control_loop(&stop))?;
+    }
+    let (end_tx, end_rx) = mpsc::channel::<End>();
+    {
+        let host = host.clone();
+        let sock = sock.clone();
+        std::thread::Builder::new()
+            .name("broker-conn".into())
+            .spawn(move || loop {
+                match broker::recv(&*sock) {
+                    Ok(Some(m)) if m.header.kind == MSG_CONTROL => {
+                        for fd in m.fds {
+                            let host = host.clone();
+                            let sock = sock.clone();
+                            let end_tx = end_tx.clone();
+                            let r = std::thread::Builder::new()
+                                .name("control-client".into())
+                                .spawn(move || {
+                                    tracing::info!("control client handed over by the broker");
+                                    serve_control_client(&*host, UnixStream::from(fd), &|| {
+                                        let _ = broker::send(&*sock, MSG_QUIT, 0, &[]);
+                                        let _ = end_tx.send(End::Quit);
+                                    });
+                                });
+                            if let Err(e) = r {
+                                tracing::warn!("cannot serve a control client: {e}");
+                            }
+                        }
+                    }
+                    Ok(Some(m)) => {
+                        tracing::warn!("unexpected message {} from the broker", m.header.kind)
+                    }
+                    Ok(None) | Err(_) => {
+                        let _ = end_tx.send(End::BrokerGone);
+                        return;
+                    }
+                }
+            })?;
+    }
+    let end = end_rx.recv().unwrap_or(End::BrokerGone);
+    stop.store(true, Ordering::Release);
+    match end {
+        End::Quit => {
+            tracing::info!("quit requested: stopping");
+            host.stop_all("quit");
+            Ok(())
+        }
+        End::BrokerGone => {
+            tracing::info!("the broker closed the connection: stopping");
+            host.stop_all("the broker went away");
+            std::process::exit(3)
+        }
+    }
 }

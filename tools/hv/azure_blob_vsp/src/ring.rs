@@ -167,6 +167,12 @@ impl IncomingRing {
         self.mem.size
     }
 
+    /// The offset of the next packet to read (published by
+    /// [`IncomingRing::commit`]).
+    pub fn read_index(&self) -> u32 {
+        self.read_index
+    }
+
     /// Tells the guest whether to signal when the ring becomes non-empty.
     pub fn set_interrupt_mask(&self, masked: bool) -> Result<(), RingError> {
         self.mem.store(RING_INTERRUPT_MASK, u32::from(masked))?;
@@ -275,6 +281,11 @@ impl OutgoingRing {
     /// Bytes of the data area.
     pub fn size(&self) -> u32 {
         self.mem.size
+    }
+
+    /// The offset the next packet goes to (the published write index).
+    pub fn write_index(&self) -> u32 {
+        self.write_index
     }
 
     /// Writes pending_send_sz (0 = not waiting).

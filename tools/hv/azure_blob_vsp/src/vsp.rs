@@ -18,6 +18,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::doorbell::Doorbell;
 use crate::guest_ram::{GuestRam, PageSpan};
+use crate::journal::{ChannelJournal, Slot, HOST_RESTARTED_STATUS};
 use crate::ring::{IncomingRing, OutgoingRing, RingError, WriteOutcome};
 
 /// A valid request, as the handler sees it.
@@ -582,7 +583,12 @@ pub struct ChannelServer {
     stats: Arc<ChannelStats>,
     idle_poll: Duration,
     /// Completions kept back by `fault hold`.
-    held: Vec<Completion>,
+    held: Vec<(Completion, Option<Slot>)>,
+    /// The requests taken off the ring and not answered yet, kept where a
+    /// VSP restarted after a crash finds them (see [`crate::journal`]).
+    journal: Option<ChannelJournal>,
+    /// Warned that the journal is full.
+    journal_full_warned: bool,
 }
 
 impl std::fmt::Debug for ChannelServer {
@@ -624,7 +630,42 @@ impl ChannelServer {
             stats,
             idle_poll: DEFAULT_IDLE_POLL,
             held: Vec::new(),
+            journal: None,
+            journal_full_warned: false,
         })
+    }
+
+    /// Journals every request taken off the ring until it is answered.
+    pub fn set_journal(&mut self, journal: ChannelJournal) {
+        self.journal = Some(journal);
+    }
+
+    /// Re-attachment after a VSP crash: completes, with
+    /// [`HOST_RESTARTED_STATUS`] and `response_len` 0, every request the
+    /// journal says a previous VSP took off the ring and did not answer.
+    /// They are not replayed: they may have been carried out (and the dead
+    /// VSP may have written their buffers). Returns how many.
+    pub fn recover(&mut self) -> Result<usize, ServeError> {
+        let Some(j) = self.journal.as_mut() else {
+            return Ok(0);
+        };
+        let lost = j.recover(self.incoming.read_index(), self.outgoing.write_index());
+        for (slot, trans_id) in &lost {
+            let c = Completion {
+                trans_id: *trans_id,
+                status: HOST_RESTARTED_STATUS,
+                response_len: 0,
+            };
+            self.complete(&c, Some(*slot))?;
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                "channel {}: {} request(s) the previous VSP had taken off the ring and not answered: completed with status {HOST_RESTARTED_STATUS:#x} (not replayed)",
+                self.channel,
+                lost.len()
+            );
+        }
+        Ok(lost.len())
     }
 
     /// Sets how long the worker waits for a doorbell before looking anyway.
@@ -638,10 +679,18 @@ impl ChannelServer {
         self.shared.stop.load(Ordering::Acquire)
     }
 
-    /// Writes one completion, waiting for room if the ring is full.
-    fn complete(&mut self, c: &Completion) -> Result<(), ServeError> {
+    /// Writes one completion, waiting for room if the ring is full, and
+    /// retires its journal entry.
+    fn complete(&mut self, c: &Completion, slot: Option<Slot>) -> Result<(), ServeError> {
+        if let (Some(j), Some(s)) = (&self.journal, slot) {
+            j.completing(s, self.outgoing.write_index());
+        }
         let pkt = c.packet();
-        self.write_packet(pkt.as_bytes())
+        self.write_packet(pkt.as_bytes())?;
+        if let (Some(j), Some(s)) = (&mut self.journal, slot) {
+            j.done(s);
+        }
+        Ok(())
     }
 
     /// Writes one packet into the guest's receive ring, waiting for room.
@@ -701,8 +750,8 @@ impl ChannelServer {
             self.channel,
             self.held.len()
         );
-        for c in std::mem::take(&mut self.held) {
-            self.complete(&c)?;
+        for (c, slot) in std::mem::take(&mut self.held) {
+            self.complete(&c, slot)?;
         }
         Ok(())
     }
@@ -729,8 +778,17 @@ impl ChannelServer {
         self.release_held()?;
         self.incoming.set_interrupt_mask(true)?;
         loop {
-            while let Some(pkt) = self.incoming.read_packet()? {
-                if self.incoming.commit()? {
+            loop {
+                let pos = self.incoming.read_index();
+                let Some(pkt) = self.incoming.read_packet()? else {
+                    break;
+                };
+                let slot = self.journal_take(&pkt, pos);
+                let signal = self.incoming.commit()?;
+                if let (Some(j), Some(s)) = (&self.journal, slot) {
+                    j.taken(s);
+                }
+                if signal {
                     self.signal_guest_writer();
                 }
                 let (handler, stop, poll) = (&mut self.handler, &self.shared.stop, self.idle_poll);
@@ -772,13 +830,13 @@ impl ChannelServer {
                     self.send_garbage(&c)?;
                 }
                 if action.hold {
-                    self.held.push(c);
+                    self.held.push((c, slot));
                     n += 1;
                     continue;
                 }
-                self.complete(&c)?;
+                self.complete(&c, slot)?;
                 if action.duplicate {
-                    self.complete(&c)?;
+                    self.complete(&c, None)?;
                 }
                 self.stats.served.fetch_add(1, Ordering::Relaxed);
                 n += 1;
@@ -794,6 +852,26 @@ impl ChannelServer {
         }
     }
 
+    /// Journals a packet read at send-ring offset `pos` (step 1 of
+    /// [`crate::journal`]), before its read index is published.
+    fn journal_take(&mut self, pkt: &[u8], pos: u32) -> Option<Slot> {
+        let j = self.journal.as_mut()?;
+        let trans_id = pkt
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0);
+        let slot = j.take(trans_id, pos);
+        if slot.is_none() && !self.journal_full_warned {
+            tracing::warn!(
+                "channel {}: the journal is full; further requests are served without crash recovery",
+                self.channel
+            );
+            self.journal_full_warned = true;
+        }
+        slot
+    }
+
     /// The guest writer asked for room and has it: signal its vector.
     fn signal_guest_writer(&self) {
         self.to_guest.ring();
@@ -804,6 +882,18 @@ impl ChannelServer {
     pub fn run(mut self) {
         let mut rang = true;
         let mut warned = false;
+        if let Err(e) = self.recover() {
+            if let ServeError::Ring(e) = e {
+                tracing::error!(
+                    "channel {}: {e}; the channel is broken, no more requests are served until the guest reopens it",
+                    self.channel
+                );
+                self.stats.broken.fetch_add(1, Ordering::Relaxed);
+                self.shared.broken.store(true, Ordering::Release);
+            }
+            self.shared.exited.store(true, Ordering::Release);
+            return;
+        }
         loop {
             let stalled = self.plan().stalled();
             if let Some(left) = stalled {

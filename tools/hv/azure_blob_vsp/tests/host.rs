@@ -13,10 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use azure_blob_vsp::broker::VmResources;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
 use azure_blob_vsp::doorbell::Doorbell;
+use azure_blob_vsp::guest_ram::GuestRam;
 use azure_blob_vsp::host::{serve_control_client, Host, RamSource, NR_VECTORS};
 use azure_blob_vsp::ivshmem::IvshmemResources;
+use azure_blob_vsp::journal::{HostState, HOST_RESTARTED_STATUS};
 use azure_blob_vsp::vsp::{EchoHandler, RequestHandler};
 use hv_azure_blob_proto::sim_shm::{
     chan_field, SimShm, VMBUS_SIM_MAGIC, VMBUS_SIM_MAX_CHANNELS, VMBUS_SIM_STATE_CLOSED,
@@ -485,4 +488,152 @@ fn two_channels_are_served_independently_on_their_own_vectors() {
     }
     b.host.stop_all("test end");
     assert!(b.host.status().contains("ch1 offered=1 open=0"));
+}
+
+/// A host on memory that outlives it, as the broker keeps it.
+fn host_on(vm: &VmResources, ram: &Arc<GuestRam>) -> Host {
+    Host::with_state(
+        ControlPage::from_fd(vm.ivshmem.shm.try_clone().unwrap()).unwrap(),
+        Arc::new(HostState::from_fd(vm.state.try_clone().unwrap()).unwrap()),
+        vm.ivshmem.to_host.clone(),
+        vm.ivshmem.to_guest.clone(),
+        RamSource::Fixed(ram.clone()),
+        Box::new(|_| -> Box<dyn RequestHandler> { Box::new(EchoHandler) }),
+    )
+    .unwrap()
+}
+
+fn open_on(c: &ControlPage, ch: usize, send: &GuestRing, recv: &GuestRing) -> u32 {
+    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
+        c.guest_store_pfn(ch, i, *pfn);
+    }
+    c.guest_store(ch, chan_field::SEND_PAGES, send.pfns.len() as u32);
+    c.guest_store(ch, chan_field::RECV_PAGES, recv.pfns.len() as u32);
+    c.guest_store(ch, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
+    let seq = c.guest_state(ch).open_seq + 1;
+    c.guest_store(ch, chan_field::OPEN_SEQ, seq);
+    seq
+}
+
+#[test]
+fn a_new_host_takes_over_and_fails_what_the_old_one_had_taken() {
+    let vm = VmResources::new(NR_VECTORS).unwrap();
+    let mut g = Guest::new(32 << 20);
+    let ram = g.ram.clone();
+    let a = Arc::new(host_on(&vm, &ram));
+    assert!(!a.reattached());
+    let c = a.control();
+    a.offer(Some(0)).unwrap();
+    a.offer(Some(1)).unwrap();
+    a.offer(Some(2)).unwrap();
+    // The guest opens channels 0 and 1.
+    let mut send = g.alloc_ring(7);
+    let mut recv = g.alloc_ring(7);
+    let seq0 = open_on(c, 0, &send, &recv);
+    let s1 = g.alloc_ring(3);
+    let r1 = g.alloc_ring(3);
+    open_on(c, 1, &s1, &r1);
+    a.poll_control();
+    assert_eq!(c.open_ack(0), seq0);
+    // One request answered as usual.
+    let dr = small_request(&mut g, 1);
+    send.write_packet(&dr.packet(1)).unwrap();
+    vm.ivshmem.to_host[1].ring();
+    assert_eq!(decode_completion(&wait_packet(&mut recv)).status, 0);
+    // Three held: taken off the ring, not answered.
+    assert!(a.handle_command("fault hold").reply.starts_with("ok"));
+    let held: Vec<DriverRequest> = (0..3).map(|i| small_request(&mut g, 10 + i)).collect();
+    for (i, dr) in held.iter().enumerate() {
+        send.write_packet(&dr.packet(20 + i as u64)).unwrap();
+    }
+    vm.ivshmem.to_host[1].ring();
+    let journal = Arc::new(HostState::from_fd(vm.state.try_clone().unwrap()).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while journal.channel(0).in_use() != 3 {
+        assert!(Instant::now() < deadline, "the 3 requests were not taken");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The host dies: its workers stop, nothing more reaches the rings.
+    a.stop_all("test: the process dies");
+    drop(a);
+    assert!(recv.read_packet().is_none());
+    // While no host runs, the guest sends one more and closes channel 1.
+    let late = small_request(&mut g, 99);
+    send.write_packet(&late.packet(30)).unwrap();
+    let c2 = ControlPage::from_fd(vm.ivshmem.shm.try_clone().unwrap()).unwrap();
+    c2.guest_store(1, chan_field::STATE, VMBUS_SIM_STATE_CLOSED);
+    let close_seq = c2.guest_state(1).open_seq + 1;
+    c2.guest_store(1, chan_field::OPEN_SEQ, close_seq);
+
+    // The next host process.
+    let b = host_on(&vm, &ram);
+    assert!(b.reattached());
+    assert_eq!(b.adopted(), &[0], "only the open, acknowledged channel");
+    let c = b.control();
+    assert_eq!(c.host_gen(), 2);
+    assert_eq!(
+        (c.offer_seq(0), c.offer_seq(1), c.offer_seq(2)),
+        (1, 1, 1),
+        "no new offers"
+    );
+    // The three come back failed, not replayed; the late one is served.
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(decode_completion(&wait_packet(&mut recv)));
+    }
+    for (i, comp) in got.iter().take(3).enumerate() {
+        assert_eq!(
+            *comp,
+            Comp {
+                trans_id: 20 + i as u64,
+                status: HOST_RESTARTED_STATUS,
+                response_len: 0
+            }
+        );
+        // Held requests were carried out (the echo wrote its bytes) before
+        // the host died: hence a failure status, and no replay.
+        assert_eq!(
+            held[i].response.read(&g.ram, 8),
+            (10 + i as u64).to_le_bytes()
+        );
+    }
+    assert_eq!(
+        (got[3].trans_id, got[3].status, got[3].response_len),
+        (30, 0, 8)
+    );
+    assert_eq!(late.response.read(&g.ram, 8), 99u64.to_le_bytes());
+    assert!(recv.read_packet().is_none(), "nothing twice");
+    assert_eq!(journal.channel(0).in_use(), 0);
+    // The close made while no host ran is acknowledged now.
+    b.poll_control();
+    assert_eq!(c.open_ack(1), close_seq);
+    let st = b.status();
+    assert!(
+        st.contains("ch0 offered=1 open=1")
+            && st.contains("ch1 offered=1 open=0")
+            && st.contains("ch2 offered=1 open=0"),
+        "{st}"
+    );
+    // And it serves on, without the dead host's faults.
+    let dr = small_request(&mut g, 5);
+    send.write_packet(&dr.packet(40)).unwrap();
+    vm.ivshmem.to_host[1].ring();
+    assert_eq!(
+        decode_completion(&wait_packet(&mut recv)),
+        Comp {
+            trans_id: 40,
+            status: 0,
+            response_len: 8
+        }
+    );
+    // A channel rescinded, then the host dies before the guest closes it:
+    // the next host still serves it until the close.
+    let b = Arc::new(b);
+    b.rescind(Some(0)).unwrap();
+    b.stop_all("test: the process dies again");
+    drop(b);
+    let b2 = host_on(&vm, &ram);
+    assert_eq!(b2.adopted(), &[0]);
+    assert!(b2.status().contains("ch0 offered=0 open=1"));
+    b2.stop_all("test end");
 }

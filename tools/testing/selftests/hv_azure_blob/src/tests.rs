@@ -78,7 +78,7 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
     ));
     if let Some(path) = control {
         type Faulty = fn(&Control) -> Outcome;
-        let faulty: [(&'static str, Faulty); 7] = [
+        let faulty: [(&'static str, Faulty); 8] = [
             (
                 "host_status_passes_through",
                 crate::faults::host_status_passes_through,
@@ -98,6 +98,10 @@ pub(crate) fn all(control: Option<String>) -> Vec<(&'static str, Test)> {
             (
                 "killed_process_with_64_pending_requests",
                 crate::faults::killed_process_with_64_pending,
+            ),
+            (
+                "host_crash_and_restart_fails_what_it_held",
+                crate::faults::host_crash_and_restart,
             ),
             ("random_faults_from_a_seed", crate::faults::random_faults),
             (
