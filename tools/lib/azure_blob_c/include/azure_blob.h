@@ -31,9 +31,9 @@
  *
  * Errors. Each call also records, per thread, what went wrong: read it with
  * azblob_last_error_message(), azblob_last_http_status() and
- * azblob_last_error_code() right after the failing call. Every call except
- * those three, azblob_strerror() and azblob_version() resets it (message "",
- * status 0, code "") when it succeeds.
+ * azblob_last_error_code() right after the failing call. Every other call
+ * (but azblob_strerror(), azblob_version() and azblob_client_free()) resets
+ * it when it succeeds: message "", status 0, code "".
  *
  * Ownership. Handles are opaque: an azblob_client is created by an
  * azblob_client_open_*() function and destroyed by azblob_client_free().
