@@ -15,13 +15,16 @@
 #                 install it: make -C $KDIR M=$PWD modules_install, which
 #                 honours INSTALL_MOD_PATH (and INSTALL_MOD_DIR, default
 #                 "updates") and runs depmod
+#   make install-c-api PREFIX=/usr/local
+#                 build the C API (libazure_blob.so/.a) and install it with
+#                 azure_blob.h and azure_blob.pc into $(PREFIX)
 #
 # Everything big lives in $HVAB_CACHE (default ~/.cache/hv_azure_blob);
 # build products and logs of this checkout in out/.
 
 T := tools/testing/hv_azure_blob
 
-.PHONY: all setup kernel modules modules_install demo check bench guest-check guest-client guest-check-debug clean
+.PHONY: all setup kernel modules modules_install demo check bench guest-check guest-client guest-check-debug c-api-check install-c-api clean
 
 all: modules
 
@@ -66,6 +69,15 @@ guest-client: kernel
 
 guest-check-debug: setup
 	@bash $(T)/run-guest.sh debug selftest
+
+# The C API: its tests (no guest), and an install into $(PREFIX).
+PREFIX ?= /usr/local
+c-api-check:
+	@bash tools/testing/azure_blob_c/run-tests.sh
+
+install-c-api:
+	@cargo build --release --locked -p azure_blob_c
+	@bash tools/lib/azure_blob_c/install.sh $(PREFIX)
 
 clean:
 	@bash -c '. $(T)/lib.sh; k=$$(hvab_kernel_dir main); [ -d "$$k" ] && $(MAKE) -C "$$k" M=$(CURDIR) clean >/dev/null; $(MAKE) -C "$$k" M=$(CURDIR)/tools/testing/vmbus_sim clean >/dev/null; true'
