@@ -95,8 +95,11 @@ fn c_string(s: &str) -> CString {
 }
 
 fn record(f: Option<&Failure>) {
-    LAST.with(|l| {
-        let mut l = l.borrow_mut();
+    // try_: never a panic, even while the thread's locals are torn down.
+    let _ = LAST.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else {
+            return;
+        };
         match f {
             None => {
                 l.message = CString::default();
@@ -236,6 +239,14 @@ unsafe fn output<'a>(p: *mut c_void, len: usize, keep: usize, what: &str) -> Res
     Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
 }
 
+/// Reads the thread's last error, or gives `default` if it cannot (never panics).
+fn last<T>(read: impl FnOnce(&LastError) -> T, default: T) -> T {
+    LAST.try_with(|l| l.try_borrow().ok().map(|l| read(&l)))
+        .ok()
+        .flatten()
+        .unwrap_or(default)
+}
+
 /// The library's version, "MAJOR.MINOR.PATCH".
 #[no_mangle]
 pub extern "C" fn azblob_version() -> *const c_char {
@@ -245,19 +256,19 @@ pub extern "C" fn azblob_version() -> *const c_char {
 /// The thread's last error message, "" after a success.
 #[no_mangle]
 pub extern "C" fn azblob_last_error_message() -> *const c_char {
-    LAST.with(|l| l.borrow().message.as_ptr())
+    last(|l| l.message.as_ptr(), c"".as_ptr())
 }
 
 /// The thread's last HTTP status, 0 if none.
 #[no_mangle]
 pub extern "C" fn azblob_last_http_status() -> c_int {
-    LAST.with(|l| l.borrow().status)
+    last(|l| l.status, 0)
 }
 
 /// The thread's last x-ms-error-code, "" if none.
 #[no_mangle]
 pub extern "C" fn azblob_last_error_code() -> *const c_char {
-    LAST.with(|l| l.borrow().code.as_ptr())
+    last(|l| l.code.as_ptr(), c"".as_ptr())
 }
 
 /// A static description of an errno.
