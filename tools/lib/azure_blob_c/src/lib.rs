@@ -285,6 +285,7 @@ pub extern "C" fn azblob_strerror(err: c_int) -> *const c_char {
         libc::EBADF => c"bad file descriptor",
         libc::EAGAIN => c"resource temporarily unavailable",
         libc::ENOMEM => c"out of memory",
+        libc::ENOTTY => c"not an azure_blob device (inappropriate ioctl)",
         libc::EACCES => c"access denied (wrong key, or the device's permissions)",
         libc::EFAULT => c"bad address",
         libc::EBUSY => c"busy",

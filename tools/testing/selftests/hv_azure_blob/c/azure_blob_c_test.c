@@ -312,6 +312,32 @@ static void test_raw_on_http(azblob_client *c)
 	CHECK(strstr(azblob_last_error_message(), "azblob_client_open_vsc") != NULL);
 }
 
+/*
+ * The VSC transport's plumbing without the driver: a client on /dev/null
+ * opens, and its raw request and blob calls reach the real ioctl, which
+ * /dev/null refuses (-ENOTTY).
+ */
+static void test_vsc_plumbing(void)
+{
+	static const uint8_t guid[16] = "azure_blob_c_tst";
+	char req[] = "GET / HTTP/1.1\r\n\r\n", resp[256], data[256] = "in";
+	uint32_t st = 7, rl = 7;
+	uint64_t size;
+	azblob_client *c = NULL;
+
+	CHECK_OK(azblob_client_open_vsc("/dev/null", "myaccount", &c));
+	if (!c)
+		return;
+	CHECK_ERR(azblob_raw_request(c, guid, 1000, req, sizeof(req) - 1, resp, sizeof(resp), data, sizeof(data), 2,
+				     &st, &rl),
+		  -ENOTTY, 0, "");
+	CHECK(st == 7 && rl == 7); /* untouched when the ioctl fails */
+	CHECK_ERR(azblob_raw_request(c, NULL, 0, req, sizeof(req) - 1, resp, sizeof(resp), NULL, 0, 0, &st, &rl),
+		  -ENOTTY, 0, "");
+	CHECK_ERR(azblob_blob_size(c, "c", "b", &size), -ENOTTY, 0, "");
+	azblob_client_free(c);
+}
+
 /* Threads: one client shared by four threads, each with its own last error. */
 struct worker {
 	azblob_client *c;
@@ -424,6 +450,7 @@ int main(int argc, char **argv)
 	test_blobs(c);
 	test_listing(c);
 	test_raw_on_http(c);
+	test_vsc_plumbing();
 	test_threads(c);
 	test_delete(c);
 	test_bad_credentials_and_endpoint();
