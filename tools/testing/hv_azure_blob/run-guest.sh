@@ -50,12 +50,23 @@ modinfo -F alias "$out/hv_azure_blob.ko" | grep -qx vmbus:92b7900564dbcc4581dbb8
 say "building the guest programs (static) and the host simulator"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --locked \
 	--target x86_64-unknown-linux-gnu --target-dir "$HVAB_OUT/guest-target" \
-	-p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples >"$logs/build-guest.log" 2>&1 ||
+	-p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples -p azure_blob_c >"$logs/build-guest.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-guest.log" >&2; die "building the guest programs failed"; }
 gbin=$HVAB_OUT/guest-target/x86_64-unknown-linux-gnu/release
 gcc -static -O2 -Wall -Werror -I "$HVAB_ROOT/include/uapi" -o "$out/azure_blob_raw" \
 	"$HVAB_ROOT/samples/hv_azure_blob/azure_blob_raw.c" 2>"$logs/build-samples.log" ||
 	{ cat "$logs/build-samples.log" >&2; die "building the C sample failed"; }
+# The C library (static: the guest has no dynamic loader), installed with its
+# pkg-config file; the C sample and the C API test linked against it.
+"$HVAB_ROOT/tools/lib/azure_blob_c/install.sh" "$out/capi" "$gbin" >>"$logs/build-samples.log" 2>&1 ||
+	{ cat "$logs/build-samples.log" >&2; die "installing the C library failed"; }
+capi_flags=$(PKG_CONFIG_PATH=$out/capi/lib/pkgconfig pkg-config --static --cflags --libs azure_blob)
+for c in samples/hv_azure_blob/azure_blob_lib.c tools/testing/selftests/hv_azure_blob/c/azure_blob_c_test.c; do
+	# (glibc's static-link notes about getaddrinfo/getpwuid_r do not concern the device)
+	gcc -static -O2 -Wall -Wextra -Werror -o "$out/$(basename "$c" .c)" "$HVAB_ROOT/$c" $capi_flags -lpthread \
+		>>"$logs/build-samples.log" 2>&1 ||
+		{ cat "$logs/build-samples.log" >&2; die "building $c on the C library failed"; }
+done
 cargo build -q --release --locked -p azure_blob_vsp -p hv_azure_blob_selftests -p azure_blob -p hv_azure_blob_samples >"$logs/build-vsp.log" 2>&1 ||
 	{ tail -n 30 "$logs/build-vsp.log" >&2; die "building the host simulator failed"; }
 vsp=$HVAB_ROOT/target/release/azure-blob-vsp
@@ -64,7 +75,8 @@ broker=$HVAB_ROOT/target/release/azure-blob-broker
 "$HVAB_ROOT/tools/testing/hv_azure_blob/initramfs.sh" "$out/initramfs.cpio.gz" \
 	"$out/vmbus_sim.ko" "$out/hv_azure_blob.ko" "$out/azure_blob_bench.ko" -- \
 	"$gbin/azure_blob_selftest" "$gbin/azure_blob_demo" "$gbin/azure_blob_bench" "$gbin/azblob" "$out/azure_blob_raw" \
-	"$gbin/azure_blob_client_test" "$gbin/azure_blob_sample" "$HVAB_ROOT/tools/testing/selftests/hv_azure_blob/azblob_cli_test.sh"
+	"$gbin/azure_blob_client_test" "$gbin/azure_blob_sample" "$HVAB_ROOT/tools/testing/selftests/hv_azure_blob/azblob_cli_test.sh" \
+	"$out/azure_blob_lib" "$out/azure_blob_c_test"
 
 # 3. Boot. Guest RAM is a file on tmpfs shared by QEMU and the simulator
 #    (below 2.75 GiB on q35, a file offset is the guest physical address).
