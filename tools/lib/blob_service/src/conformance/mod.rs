@@ -8,7 +8,11 @@
 //! request with SharedKey, substitutes saved values (`{name}`) into paths and headers, checks
 //! each step's expectations and records an [`Observation`] per step, which the differential test
 //! compares across two servers with [`compare`].
+//!
+//! [`durability`] is the scenario a durable storage backend's tests run: acknowledged writes
+//! through the VSC door ([`vsc_call`]) still there after the service restarts on the same store.
 
+pub mod durability;
 pub mod script;
 
 use std::collections::BTreeMap;
@@ -310,6 +314,36 @@ impl Transport for VscTransport {
     fn verifies_auth(&self) -> bool {
         self.svc.config().vsc_shared_key
     }
+}
+
+/// One unsigned request to `s` through the VSC door, with 1 MiB response and data buffers: `path`
+/// below `/devstoreaccount1`, `extra` further header lines (each ending in CRLF). Returns the
+/// status code (as text), the ETag (empty when there is none) and the data.
+///
+/// # Panics
+///
+/// When the door itself fails the exchange (a non-zero VSC status).
+pub fn vsc_call(
+    s: &BlobService,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+) -> (String, String, Vec<u8>) {
+    const BIG: usize = 1 << 20;
+    let head = format!(
+        "{method} /devstoreaccount1{path} HTTP/1.1\r\nx-ms-version: 2021-10-04\r\n{extra}\r\n"
+    );
+    let o = s.vsc_exchange(head.as_bytes(), body, BIG, BIG);
+    assert_eq!(o.status, 0);
+    let text = String::from_utf8_lossy(&o.response).into_owned();
+    let status = text.get(9..12).unwrap_or("").to_string();
+    let etag = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: "))
+        .unwrap_or("")
+        .to_string();
+    (status, etag, o.data)
 }
 
 /// How a step's request is authorized.
