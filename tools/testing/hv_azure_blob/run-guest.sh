@@ -126,7 +126,23 @@ timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m ${mem}M -nodefaults
 	-chardev socket,id=ctl,path="$run/ctl.sock" -device isa-serial,chardev=ctl,index=1 \
 	-kernel "$O/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
 	-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=0 hvab.mode=$mode" \
-	</dev/null >"$logs/serial.log" 2>&1 || say "QEMU exited with status $?"
+	</dev/null >"$logs/serial.log" 2>&1 &
+qemu_pid=$!
+# Without the broker the guest would wait for its host until the timeout:
+# when the broker is gone (it gives up after repeated simulator deaths),
+# stop the guest at once and say so.
+while kill -0 "$qemu_pid" 2>/dev/null; do
+	if ! kill -0 "$vsp_pid" 2>/dev/null; then
+		say "the host side (broker and simulator) exited while the guest ran: stopping the guest; see $logs/vsp.log"
+		echo "HVAB-RESULT: not ok host_side_alive # the broker exited during the run" >>"$logs/serial.log"
+		kill "$qemu_pid" 2>/dev/null || true
+		break
+	fi
+	sleep 0.5
+done
+qemu_rc=0
+wait "$qemu_pid" || qemu_rc=$?
+[ "$qemu_rc" = 0 ] || say "QEMU exited with status $qemu_rc"
 secs=$(echo "$(date +%s.%N) - $start" | bc)
 
 # 3b. Client mode, on the host: the same scenario, command line and sample

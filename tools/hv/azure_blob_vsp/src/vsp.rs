@@ -880,8 +880,12 @@ impl ChannelServer {
     /// The worker loop: drain, wait for the doorbell, repeat until stopped.
     /// A malformed ring stops the loop and marks the channel broken.
     pub fn run(mut self) {
+        /// Periodic finds in a row, with no doorbell between them, that
+        /// make the "guest does not signal" warning.
+        const UNSIGNALLED_WARN: u32 = 8;
         let mut rang = true;
         let mut warned = false;
+        let mut unsignalled = 0u32;
         if let Err(e) = self.recover() {
             if let ServeError::Ring(e) = e {
                 tracing::error!(
@@ -909,10 +913,16 @@ impl ChannelServer {
                 Ok(n) => {
                     self.shared.drained.store(want, Ordering::Release);
                     if n > 0 && !rang {
-                        // Found by the periodic look, not by a doorbell.
-                        if !warned {
+                        // Found by the periodic look, not by a doorbell. A
+                        // guest writer preempted between its write and its
+                        // signal check legitimately sends none (the ring was
+                        // already drained when it looked), so one such find
+                        // says nothing; a guest that never signals shows as
+                        // a run of them with no doorbell at all.
+                        unsignalled += 1;
+                        if unsignalled == UNSIGNALLED_WARN && !warned {
                             tracing::warn!(
-                                "channel {}: {n} request(s) found without a doorbell (the guest may not signal as VMBus requires); served anyway",
+                                "channel {}: requests found without a doorbell {UNSIGNALLED_WARN} times in a row (the guest may not signal as VMBus requires); served anyway",
                                 self.channel
                             );
                             warned = true;
@@ -922,6 +932,8 @@ impl ChannelServer {
                                 self.channel
                             );
                         }
+                    } else if rang {
+                        unsignalled = 0;
                     }
                 }
                 Err(ServeError::Stopped) => break,
