@@ -822,7 +822,7 @@ impl BlobClient {
         (&mut *reader)
             .take(single as u64 + 1)
             .read_to_end(&mut first)
-            .map_err(Error::Io)?;
+            .map_err(|e| local("reading the data to upload", e))?;
         if first.len() <= single {
             let mut c = Call::new("upload", "PUT", self.path(), &[201])
                 .header("x-ms-blob-type", "BlockBlob")
@@ -877,7 +877,7 @@ impl BlobClient {
                     let n = (&mut *reader)
                         .take(want as u64)
                         .read_to_end(&mut pending)
-                        .map_err(Error::Io)?;
+                        .map_err(|e| local("reading the data to upload", e))?;
                     eof = n == 0;
                 }
                 if pending.is_empty() {
@@ -919,7 +919,8 @@ impl BlobClient {
         path: &std::path::Path,
         o: &UploadOptions,
     ) -> Result<WriteResult, Error> {
-        let mut f = std::fs::File::open(path).map_err(Error::Io)?;
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| local(format!("opening {}", path.display()), e))?;
         self.upload_reader(&mut f, o)
     }
 
@@ -988,7 +989,8 @@ impl BlobClient {
             if r.body.is_empty() {
                 break;
             }
-            out.write_all(&r.body).map_err(Error::Io)?;
+            out.write_all(&r.body)
+                .map_err(|e| local("writing the downloaded data", e))?;
             at += r.body.len() as u64;
             written += r.body.len() as u64;
             if let Some(p) = &o.progress {
@@ -1020,7 +1022,8 @@ impl BlobClient {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = std::path::PathBuf::from(partial);
-        let file = std::fs::File::create(&partial).map_err(Error::Io)?;
+        let file = std::fs::File::create(&partial)
+            .map_err(|e| local(format!("creating {}", partial.display()), e))?;
         // Every range of the same version of the blob.
         let mut cond = o.conditions.clone();
         cond.if_match = Some(props.etag.clone());
@@ -1049,7 +1052,8 @@ impl BlobClient {
                                     data.len()
                                 )));
                             }
-                            file.write_all_at(&data, at - start).map_err(Error::Io)
+                            file.write_all_at(&data, at - start)
+                                .map_err(|e| local(format!("writing {}", partial.display()), e))
                         });
                     match r {
                         Ok(()) => {
@@ -1073,7 +1077,7 @@ impl BlobClient {
                 .set_len(end - start)
                 .and_then(|()| file.sync_all())
                 .and_then(|()| std::fs::rename(&partial, path))
-                .map_err(Error::Io),
+                .map_err(|e| local(format!("finishing {}", path.display()), e)),
         };
         if finish.is_err() {
             let _ = std::fs::remove_file(&partial);
@@ -1521,6 +1525,14 @@ impl BlobLeaseClient {
         Ok(r.header("x-ms-lease-time")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+/// A local file or stream error, naming what was being done.
+fn local(what: impl Into<String>, source: std::io::Error) -> Error {
+    Error::Local {
+        what: what.into(),
+        source,
     }
 }
 

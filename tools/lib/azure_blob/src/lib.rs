@@ -77,6 +77,13 @@ pub enum Error {
     /// A bad endpoint, key or option.
     #[error("{0}")]
     Config(String),
+    /// A local file, reader or writer failed (not the service, not the
+    /// transport): `what` names the file or stream.
+    #[error("{what}: {source}")]
+    Local {
+        what: String,
+        source: std::io::Error,
+    },
     /// A buffer is larger than the protocol allows.
     #[error("{what} is {len} bytes; the limit is {max}")]
     TooLarge {
@@ -101,7 +108,7 @@ impl Error {
                 400 | 416 => rustix::io::Errno::INVAL,
                 _ => rustix::io::Errno::IO,
             },
-            Error::Io(e) => e
+            Error::Io(e) | Error::Local { source: e, .. } => e
                 .raw_os_error()
                 .map(rustix::io::Errno::from_raw_os_error)
                 .unwrap_or(rustix::io::Errno::IO),

@@ -72,6 +72,12 @@ tap not_found_exits_2_and_leaves_no_file $r
 r=0; run 1 cp "$t/small" "$t/other" || r=1
 run 1 cat "not-a-blob-name" || r=1
 run 1 cp "$t/nonexistent" "az://$c/x" || r=1
+run 1 --no-such-option ls || r=1
+run 1 cp "$t/small" || r=1
+run 1 cp "az://$c/docs/small.bin" "$t/no-such-dir/file" || r=1
+grep -q 'no-such-dir/file.partial' "$t/err" || { r=1; echo "# the local error does not name the file: $(cat "$t/err")"; }
+run 0 --help || r=1
+grep -q 'Exit codes' "$t/out" || { r=1; echo "# --help does not explain the exit codes"; }
 tap usage_and_local_errors_exit_1 $r
 r=0; "$az" -q rm "az://$c/docs/small.bin" >"$t/out" 2>&1 || r=1
 [ ! -s "$t/out" ] || { r=1; echo "# -q printed: $(cat "$t/out")"; }

@@ -137,7 +137,7 @@ fn fail(what: &str) -> impl Fn(Error) -> Fail + '_ {
             Some(304 | 412) => 4,
             Some(_) => 5,
             None => match e {
-                Error::Config(_) => 1,
+                Error::Config(_) | Error::Local { .. } => 1,
                 _ => 6,
             },
         };
@@ -392,7 +392,20 @@ fn run(cli: Cli) -> R<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    // Usage errors exit 1 like every other local error (clap's own code, 2,
+    // is "not found" here); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
             eprintln!("azblob: {msg}");
