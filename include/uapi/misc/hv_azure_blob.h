@@ -26,7 +26,7 @@ struct az_blob_request_sync {
 	__u32 response_len;	/* capacity of response_buffer, > 0 */
 	__u32 data_len;		/* capacity of data_buffer, 0 = none */
 	__u32 data_valid;	/* input bytes in data_buffer, <= data_len */
-	__u32 reserved;		/* must be 0 (implicit padding in v5) */
+	__u32 reserved;		/* set to 0; ignored (implicit padding in v5) */
 	__aligned_u64 request_buffer;
 	__aligned_u64 response_buffer;
 	__aligned_u64 data_buffer;

@@ -10,7 +10,7 @@
 # Logs stay in out/logs/VARIANT-MODE-TIME/ (the last one also as out/logs/latest).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-variant=${1:?usage: run-guest.sh main|debug selftest|demo}
+variant=${1:?usage: run-guest.sh main|debug selftest|demo|client|bench}
 mode=${2:-selftest}
 O=$(hvab_kernel_dir "$variant")
 [ -f "$O/.hvab-built" ] || O=$("$HVAB_ROOT/tools/testing/hv_azure_blob/kernel.sh" "$variant")

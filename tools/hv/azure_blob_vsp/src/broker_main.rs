@@ -242,11 +242,12 @@ fn supervise(b: &Broker, cmd: &[OsString]) -> Result<()> {
     let mut starts: VecDeque<Instant> = VecDeque::new();
     loop {
         let now = Instant::now();
+        // Six starts within 10 s are five deaths: give up.
         starts.push_back(now);
-        if starts.len() > 5 {
+        if starts.len() > 6 {
             starts.pop_front();
         }
-        if starts.len() == 5
+        if starts.len() == 6
             && starts
                 .front()
                 .is_some_and(|t| now - *t < Duration::from_secs(10))

@@ -37,7 +37,8 @@ struct Args {
     /// QEMU's guest RAM file (memory-backend-file, share=on).
     #[arg(long, value_name = "FILE")]
     guest_ram: PathBuf,
-    /// UNIX socket for control commands (offer, rescind, status, quit).
+    /// UNIX socket for control commands (offer, rescind, status, fault,
+    /// crash, quit).
     #[arg(long, value_name = "PATH", required_unless_present = "broker")]
     control_socket: Option<PathBuf>,
     /// Attach through the broker's socket instead of being QEMU's ivshmem

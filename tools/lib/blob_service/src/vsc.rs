@@ -11,7 +11,9 @@
 //!   (`response_len` bytes) and the data buffer holds the response body, exactly as many bytes as
 //!   the head's `Content-Length` (none for HEAD). That holds for every HTTP status, errors
 //!   included.
-//! * A non-zero `status` means the exchange failed and nothing was written (see the constants).
+//! * A non-zero `status` means the exchange failed (see the constants): nothing was written,
+//!   except with `STATUS_DATA_TOO_SMALL`, where the whole response head is (its `Content-Length`
+//!   is the data buffer size needed) and no body byte.
 
 use std::io::Read;
 

@@ -58,7 +58,8 @@ wire_struct! {
         pub data_len: u32,
         /// Bytes of the data buffer that hold input (<= `data_len`).
         pub data_valid: u32,
-        /// Explicit padding (implicit in the 2021 header); must be 0.
+        /// Explicit padding (implicit in the 2021 header); set it to 0, the
+        /// driver ignores it (as v5 did with its padding).
         pub reserved: u32,
         /// User virtual address of the request buffer.
         pub request_buffer: u64,
