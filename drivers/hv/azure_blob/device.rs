@@ -568,6 +568,9 @@ impl AzureBlobDriver {
         let shared = data.shared;
         shared.inflight.lock().removing = true; // no new requests
         drop(data.node); // the node goes away: no new opens
+        // The name is free: another device may bind while this one waits
+        // for its host below (its debugfs directory has its own name).
+        BOUND.store(false, Ordering::Release);
         shared.stop_and_drain(); // the host answers what is in flight
         shared.close_channel();
         drop(data.wq); // waits for the release of abandoned requests
@@ -575,6 +578,5 @@ impl AzureBlobDriver {
         if dropped != 0 {
             pr_warn!("dropped {} malformed or unknown completions from the host\n", dropped);
         }
-        BOUND.store(false, Ordering::Release);
     }
 }

@@ -7,7 +7,8 @@
 //! fault release              send the held completions (and stop holding)
 //! fault status HEX [N]       the next N requests fail with this host status
 //! fault delay MS [N]         the next N requests are answered MS later
-//! fault duplicate [N]        the next N completions are sent twice
+//! fault duplicate [N]        the next N completions are sent twice, in one
+//!                            ring update (the guest sees both together)
 //! fault garbage [N]          before each of the next N completions, send three
 //!                            malformed ones: an unknown id, a bad length, a
 //!                            wrong packet type

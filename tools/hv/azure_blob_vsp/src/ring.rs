@@ -297,13 +297,27 @@ impl OutgoingRing {
 
     /// Writes one packet (a multiple of 8 bytes) followed by the trailer.
     pub fn try_write(&mut self, pkt: &[u8]) -> Result<WriteOutcome, RingError> {
-        let len = u32::try_from(pkt.len())
-            .ok()
-            .filter(|l| l % 8 == 0 && *l + RING_TRAILER_SIZE < self.mem.size)
-            .ok_or_else(|| {
-                RingError::Layout(format!("packet of {} bytes cannot be written", pkt.len()))
-            })?;
-        let total = len + RING_TRAILER_SIZE;
+        self.try_write_all(&[pkt])
+    }
+
+    /// Writes packets, each followed by its trailer, and publishes them with
+    /// one write index update: the guest sees all of them or none.
+    pub fn try_write_all(&mut self, pkts: &[&[u8]]) -> Result<WriteOutcome, RingError> {
+        let mut total = 0u32;
+        for pkt in pkts {
+            let len = u32::try_from(pkt.len())
+                .ok()
+                .filter(|l| l % 8 == 0 && *l + RING_TRAILER_SIZE < self.mem.size)
+                .ok_or_else(|| {
+                    RingError::Layout(format!("packet of {} bytes cannot be written", pkt.len()))
+                })?;
+            total = total.saturating_add(len + RING_TRAILER_SIZE);
+        }
+        if total >= self.mem.size {
+            return Err(RingError::Layout(format!(
+                "{total} bytes of packets cannot be written at once"
+            )));
+        }
         let read = self.mem.load_index(RING_READ_INDEX, "read_index")?;
         let free = self.mem.size - self.mem.used(self.write_index, read);
         // Never fill the ring completely: write == read means empty.
@@ -311,10 +325,16 @@ impl OutgoingRing {
             return Ok(WriteOutcome::Full { needed: total });
         }
         let old = self.write_index;
-        self.mem.copy_in(old, pkt)?;
-        let trailer = (u64::from(old) << 32).to_le_bytes();
-        self.mem.copy_in((old + len) % self.mem.size, &trailer)?;
-        self.write_index = (old + total) % self.mem.size;
+        let mut at = old;
+        for pkt in pkts {
+            // Lengths were checked above.
+            let len = pkt.len() as u32;
+            self.mem.copy_in(at, pkt)?;
+            let trailer = (u64::from(at) << 32).to_le_bytes();
+            self.mem.copy_in((at + len) % self.mem.size, &trailer)?;
+            at = (at + len + RING_TRAILER_SIZE) % self.mem.size;
+        }
+        self.write_index = at;
         fence(Ordering::SeqCst);
         self.mem.store(RING_WRITE_INDEX, self.write_index)?;
         fence(Ordering::SeqCst);

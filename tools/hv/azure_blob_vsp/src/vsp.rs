@@ -682,11 +682,30 @@ impl ChannelServer {
     /// Writes one completion, waiting for room if the ring is full, and
     /// retires its journal entry.
     fn complete(&mut self, c: &Completion, slot: Option<Slot>) -> Result<(), ServeError> {
+        self.complete_n(c, slot, false)
+    }
+
+    /// Completes `c`; with `twice`, sends its completion a second time
+    /// right behind it (fault `duplicate`).
+    fn complete_n(
+        &mut self,
+        c: &Completion,
+        slot: Option<Slot>,
+        twice: bool,
+    ) -> Result<(), ServeError> {
         if let (Some(j), Some(s)) = (&self.journal, slot) {
             j.completing(s, self.outgoing.write_index());
         }
         let pkt = c.packet();
-        self.write_packet(pkt.as_bytes())?;
+        if twice {
+            // Both in one publish: the guest reads the duplicate while the
+            // id is still free, the case its validation must drop. (A
+            // duplicate sent later could meet the id already reused by the
+            // next request, which no guest can tell from its answer.)
+            self.write_packets(&[pkt.as_bytes(), pkt.as_bytes()])?;
+        } else {
+            self.write_packets(&[pkt.as_bytes()])?;
+        }
         if let (Some(j), Some(s)) = (&mut self.journal, slot) {
             j.done(s);
         }
@@ -695,9 +714,15 @@ impl ChannelServer {
 
     /// Writes one packet into the guest's receive ring, waiting for room.
     fn write_packet(&mut self, bytes: &[u8]) -> Result<(), ServeError> {
+        self.write_packets(&[bytes])
+    }
+
+    /// Writes packets into the guest's receive ring in one publish, waiting
+    /// for room.
+    fn write_packets(&mut self, pkts: &[&[u8]]) -> Result<(), ServeError> {
         let mut pending_set = false;
         loop {
-            match self.outgoing.try_write(bytes)? {
+            match self.outgoing.try_write_all(pkts)? {
                 WriteOutcome::Written { signal } => {
                     if pending_set {
                         self.outgoing.set_pending_send_sz(0)?;
@@ -834,10 +859,7 @@ impl ChannelServer {
                     n += 1;
                     continue;
                 }
-                self.complete(&c, slot)?;
-                if action.duplicate {
-                    self.complete(&c, None)?;
-                }
+                self.complete_n(&c, slot, action.duplicate)?;
                 self.stats.served.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 if self.stopping() {

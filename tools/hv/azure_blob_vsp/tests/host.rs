@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_blob_vsp::broker::VmResources;
+use hv_azure_blob_proto::RING_WRITE_INDEX;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
 use azure_blob_vsp::doorbell::Doorbell;
 use azure_blob_vsp::guest_ram::GuestRam;
@@ -513,6 +514,57 @@ fn open_on(c: &ControlPage, ch: usize, send: &GuestRing, recv: &GuestRing) -> u3
     let seq = c.guest_state(ch).open_seq + 1;
     c.guest_store(ch, chan_field::OPEN_SEQ, seq);
     seq
+}
+
+/// Fault `duplicate`: the second completion is published with the first,
+/// so a guest that reads the first finds the duplicate right behind it,
+/// while the id is still free (the case its validation drops), never later
+/// when the id may belong to the next request.
+#[test]
+fn a_duplicate_completion_arrives_with_the_first() {
+    let vm = VmResources::new(NR_VECTORS).unwrap();
+    let mut g = Guest::new(32 << 20);
+    let ram = g.ram.clone();
+    let a = host_on(&vm, &ram);
+    let c = a.control();
+    a.offer(Some(0)).unwrap();
+    let mut send = g.alloc_ring(7);
+    let mut recv = g.alloc_ring(7);
+    let seq = open_on(c, 0, &send, &recv);
+    a.poll_control();
+    assert_eq!(c.open_ack(0), seq);
+    assert!(a.handle_command("fault duplicate 2").reply.starts_with("ok"));
+    for tag in [5u64, 6] {
+        let dr = small_request(&mut g, tag);
+        let before = recv.load(RING_WRITE_INDEX);
+        send.write_packet(&dr.packet(tag)).unwrap();
+        vm.ivshmem.to_host[1].ring();
+        // Watch the write index: its first move must cover both packets
+        // (32 bytes and an 8-byte trailer each).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut now = before;
+        while now == before {
+            assert!(Instant::now() < deadline, "no completion");
+            std::hint::spin_loop();
+            now = recv.load(RING_WRITE_INDEX);
+        }
+        assert_eq!(now - before, 2 * 40, "the duplicate came in a later publish");
+        let first = decode_completion(&wait_packet(&mut recv));
+        let (second, _) = recv
+            .read_packet()
+            .expect("the duplicate was not published with the first completion");
+        assert_eq!(first, decode_completion(&second));
+        assert_eq!((first.trans_id, first.status), (tag, 0));
+        assert_eq!(dr.response.read(&g.ram, 8), tag.to_le_bytes());
+    }
+    // The plan is used up: the next one comes once.
+    let dr = small_request(&mut g, 7);
+    send.write_packet(&dr.packet(7)).unwrap();
+    vm.ivshmem.to_host[1].ring();
+    assert_eq!(decode_completion(&wait_packet(&mut recv)).trans_id, 7);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(recv.read_packet().is_none(), "a third duplicate");
+    a.stop_all("test done");
 }
 
 #[test]

@@ -457,8 +457,19 @@ fn second_device(path: &str) -> Outcome {
     wait_for("after rescind of the first", false)?;
     crate::faults::wait_until("one vmbus device", 30, || Ok(vmbus_devices()?.len() == 1))?;
     let (name, _) = vmbus_devices()?.pop().ok_or("no device left".to_string())?;
-    std::fs::write("/sys/bus/vmbus/drivers_probe", &name)
-        .map_err(|e| format!("drivers_probe {name}: {e}"))?;
+    // The first device leaves the bus's list before its remove has run, so
+    // a probe right then may still find the name taken (EBUSY): ask again,
+    // as an administrator would, until it binds.
+    let driver = format!("/sys/bus/vmbus/devices/{name}/driver");
+    crate::faults::wait_until("the second device bound", 30, || {
+        std::fs::write("/sys/bus/vmbus/drivers_probe", &name)
+            .map_err(|e| format!("drivers_probe {name}: {e}"))?;
+        let bound = std::path::Path::new(&driver).exists();
+        if !bound {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Ok(bound)
+    })?;
     wait_for("the second device's node", true)?;
     round_trip(600, 600, PAGE, 100, 4)?;
     ctl.command("rescind 1")?;
