@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_blob_vsp::broker::VmResources;
-use hv_azure_blob_proto::RING_WRITE_INDEX;
 use azure_blob_vsp::control::{ControlPage, SHM_SIZE};
 use azure_blob_vsp::doorbell::Doorbell;
 use azure_blob_vsp::guest_ram::GuestRam;
@@ -27,6 +26,7 @@ use hv_azure_blob_proto::sim_shm::{
     VMBUS_SIM_STATE_OPEN, VMBUS_SIM_VERSION,
 };
 use hv_azure_blob_proto::HV_AZURE_BLOB_GUID;
+use hv_azure_blob_proto::RING_WRITE_INDEX;
 
 #[test]
 fn ivshmem_handshake_sends_ids_and_fds_in_order() {
@@ -533,7 +533,10 @@ fn a_duplicate_completion_arrives_with_the_first() {
     let seq = open_on(c, 0, &send, &recv);
     a.poll_control();
     assert_eq!(c.open_ack(0), seq);
-    assert!(a.handle_command("fault duplicate 2").reply.starts_with("ok"));
+    assert!(a
+        .handle_command("fault duplicate 2")
+        .reply
+        .starts_with("ok"));
     for tag in [5u64, 6] {
         let dr = small_request(&mut g, tag);
         let before = recv.load(RING_WRITE_INDEX);
@@ -548,7 +551,11 @@ fn a_duplicate_completion_arrives_with_the_first() {
             std::hint::spin_loop();
             now = recv.load(RING_WRITE_INDEX);
         }
-        assert_eq!(now - before, 2 * 40, "the duplicate came in a later publish");
+        assert_eq!(
+            now - before,
+            2 * 40,
+            "the duplicate came in a later publish"
+        );
         let first = decode_completion(&wait_packet(&mut recv));
         let (second, _) = recv
             .read_packet()
