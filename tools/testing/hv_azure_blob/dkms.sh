@@ -43,6 +43,14 @@ check dkms_status_installed bash -c "${D[*]} status -m $PKG -v $PKGVER -k $VER |
 check depmod_and_modinfo bash -c "depmod -b '$t' '$VER' && [ \"\$(modinfo -b '$t' -k '$VER' -F depends hv_azure_blob)\" = hv_vmbus ]"
 check dkms_remove "${D[@]}" remove -m "$PKG" -v "$PKGVER" --all --no-depmod
 check ko_gone_after_remove bash -c "! find '$t/lib/modules/$VER/updates' -name 'hv_azure_blob.ko*' | grep -q ."
+# What the distribution's kernel hook (/etc/kernel/postinst.d/dkms) runs for
+# a newly installed kernel: every added module with AUTOINSTALL="yes" is
+# built and installed for it.
+check dkms_add_again "${D[@]}" add -m "$PKG" -v "$PKGVER"
+check dkms_autoinstall "${D[@]}" autoinstall -k "$VER" --kernelsourcedir "$KDIR" --no-depmod
+check dkms_status_autoinstalled bash -c "${D[*]} status -m $PKG -v $PKGVER -k $VER | grep -q ': installed'"
+check ko_after_autoinstall bash -c "find '$t/lib/modules/$VER/updates' -name 'hv_azure_blob.ko*' | grep -q ."
+check dkms_remove_again "${D[@]}" remove -m "$PKG" -v "$PKGVER" --all --no-depmod
 [ "$failed" = 0 ] || { echo "# log:"; sed 's/^/# /' "$log"; }
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
