@@ -26,6 +26,9 @@ pub type Metadata = BTreeMap<String, String>;
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Characters kept as they are in a path: the unreserved ones and `/`.
+/// The most blocks a block blob can be committed from (the service's limit).
+pub const MAX_BLOCKS: usize = 50_000;
+
 const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
@@ -810,7 +813,9 @@ impl BlobClient {
     }
 
     /// Uploads everything `reader` yields as a block blob, in bounded
-    /// memory (`parallelism + 1` blocks at most).
+    /// memory (`parallelism + 1` blocks at most). More than
+    /// [`MAX_BLOCKS`] blocks fail as soon as the reader goes past them,
+    /// before anything is committed.
     pub fn upload_reader(
         &self,
         reader: &mut (dyn Read + Send),
@@ -843,7 +848,8 @@ impl BlobClient {
         let mut ids: Vec<String> = Vec::new();
         let bb = self.block_blob_client();
         let lease = o.conditions.lease_id.clone();
-        let (tx, rx) = mpsc::sync_channel::<(String, Vec<u8>)>(o.parallelism.max(1));
+        // A rendezvous channel: a block is read only when a worker is free.
+        let (tx, rx) = mpsc::sync_channel::<(String, Vec<u8>)>(0);
         let rx = Mutex::new(rx);
         std::thread::scope(|s| -> Result<(), Error> {
             for _ in 0..o.parallelism.max(1) {
@@ -884,10 +890,21 @@ impl BlobClient {
                     break;
                 }
                 let rest = if pending.len() > block {
-                    pending.split_off(block)
+                    let rest = pending.split_off(block);
+                    // The first read reserved room for a single shot.
+                    pending.shrink_to_fit();
+                    rest
                 } else {
                     Vec::new()
                 };
+                if ids.len() == MAX_BLOCKS {
+                    if let Ok(mut g) = first_error.lock() {
+                        g.get_or_insert(Error::Config(format!(
+                            "the data needs more than {MAX_BLOCKS} blocks of {block} bytes: use a larger block_size"
+                        )));
+                    }
+                    break;
+                }
                 let id = format!("block-{:08}", ids.len());
                 ids.push(id.clone());
                 if tx.send((id, pending)).is_err()
@@ -921,6 +938,19 @@ impl BlobClient {
     ) -> Result<WriteResult, Error> {
         let mut f = std::fs::File::open(path)
             .map_err(|e| local(format!("opening {}", path.display()), e))?;
+        // Blocks large enough for the file to fit in MAX_BLOCKS of them.
+        let len = f
+            .metadata()
+            .map_err(|e| local(format!("reading the size of {}", path.display()), e))?
+            .len();
+        let need = usize::try_from(len.div_ceil(MAX_BLOCKS as u64)).unwrap_or(usize::MAX);
+        if need > o.block_size {
+            let o = UploadOptions {
+                block_size: need,
+                ..o.clone()
+            };
+            return self.upload_reader(&mut f, &o);
+        }
         self.upload_reader(&mut f, o)
     }
 
@@ -936,8 +966,16 @@ impl BlobClient {
     pub fn download_into(&self, buf: &mut [u8], offset: u64) -> Result<usize, Error> {
         let mut w = std::io::Cursor::new(buf);
         let cap = w.get_ref().len() as u64;
-        let n = self.download_to(&mut w, &DownloadOptions::range(offset, cap))?;
-        Ok(n as usize)
+        match self.download_to(&mut w, &DownloadOptions::range(offset, cap)) {
+            Ok(n) => Ok(n as usize),
+            // At or past the end: nothing to read, as read(2) says.
+            Err(Error::Service { status: 416, .. })
+                if self.get_properties(&Conditions::default())?.content_length <= offset =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the blob, or the range of `o`, to `out` in ranged requests
@@ -972,6 +1010,7 @@ impl BlobClient {
                 }
                 r => r?,
             };
+            let mut body = &r.body[..];
             if let Some(total) = r
                 .header("content-range")
                 .and_then(|v| v.rsplit('/').next())
@@ -980,19 +1019,26 @@ impl BlobClient {
                 let blob_end = total;
                 end = Some(end.map_or(blob_end, |e| e.min(blob_end)));
             } else if r.status == 200 {
-                // A whole-blob answer (no range support): take it as is.
-                end = Some(at + r.body.len() as u64);
+                // A whole-blob answer (the server ignored the range): it
+                // starts at byte 0; keep what was asked for.
+                let total = body.len() as u64;
+                end = Some(end.map_or(total, |e| e.min(total)));
+                body = &body[usize::try_from(at.min(total)).unwrap_or(body.len())..];
+            }
+            if let Some(e) = end {
+                let left = usize::try_from(e.saturating_sub(at)).unwrap_or(usize::MAX);
+                body = &body[..body.len().min(left)];
             }
             if cond.if_match.is_none() {
                 cond.if_match = r.header("etag").map(str::to_string);
             }
-            if r.body.is_empty() {
+            if body.is_empty() {
                 break;
             }
-            out.write_all(&r.body)
+            out.write_all(body)
                 .map_err(|e| local("writing the downloaded data", e))?;
-            at += r.body.len() as u64;
-            written += r.body.len() as u64;
+            at += body.len() as u64;
+            written += body.len() as u64;
             if let Some(p) = &o.progress {
                 p(written);
             }

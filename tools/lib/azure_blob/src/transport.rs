@@ -85,6 +85,21 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     fn endpoint(&self) -> String;
 }
 
+/// Refuses a header whose name or value would break the request head (a CR
+/// or LF would start a header of its own; other controls are not HTTP).
+fn check_headers(req: &RestRequest<'_>) -> Result<(), Error> {
+    for (k, v) in req.headers {
+        let bad_name = k.is_empty() || k.bytes().any(|b| !b.is_ascii_graphic() || b == b':');
+        let bad_value = v.bytes().any(|b| b.is_ascii_control() && b != b'\t');
+        if bad_name || bad_value {
+            return Err(Error::Config(format!(
+                "header {k:?}: {v:?} has characters HTTP does not allow (control characters, CR, LF)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The request head both doors send.
 fn request_head(req: &RestRequest<'_>, host: &str, target: &str) -> String {
     let mut head = format!(
@@ -118,16 +133,28 @@ fn parse(head: &[u8], mut data: Vec<u8>) -> Result<RestResponse, Error> {
 }
 
 fn parse_head(head: &[u8]) -> Result<RestResponse, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut r = httparse::Response::new(&mut headers);
-    match r.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(Error::Protocol("incomplete response head".into()))
+    // 128 headers fit nearly every answer; a blob with much metadata (up to
+    // 8 KiB of x-ms-meta-* headers) needs more.
+    match parse_head_with(head, &mut [httparse::EMPTY_HEADER; 128]) {
+        Err(httparse::Error::TooManyHeaders) => {
+            parse_head_with(head, &mut vec![httparse::EMPTY_HEADER; 4096])
+                .map_err(|e| Error::Protocol(e.to_string()))?
         }
-        Err(e) => return Err(Error::Protocol(e.to_string())),
+        r => r.map_err(|e| Error::Protocol(e.to_string()))?,
     }
-    Ok(RestResponse {
+}
+
+/// Parses with room for `headers.len()` headers; `Ok(Err)` is a head that
+/// parsed but is not complete.
+fn parse_head_with<'a>(
+    head: &'a [u8],
+    headers: &mut [httparse::Header<'a>],
+) -> Result<Result<RestResponse, Error>, httparse::Error> {
+    let mut r = httparse::Response::new(headers);
+    if let httparse::Status::Partial = r.parse(head)? {
+        return Ok(Err(Error::Protocol("incomplete response head".into())));
+    }
+    Ok(Ok(RestResponse {
         status: r.code.unwrap_or(0),
         headers: r
             .headers
@@ -140,7 +167,7 @@ fn parse_head(head: &[u8]) -> Result<RestResponse, Error> {
             })
             .collect(),
         body: Vec::new(),
-    })
+    }))
 }
 
 /// Blob REST on `/dev/azure_blob`.
@@ -165,6 +192,7 @@ impl VscTransport {
     /// Sends one request; `expected_body` sizes the data buffer for the
     /// response body (it grows and retries if the host says it must).
     pub fn send(&self, req: &RestRequest<'_>, expected_body: usize) -> Result<RestResponse, Error> {
+        check_headers(req)?;
         let mut head = request_head(
             req,
             &format!("{}.blob.core.windows.net", self.account),
@@ -196,6 +224,14 @@ impl VscTransport {
                     return parse(&response[..n], data);
                 }
                 STATUS_RESPONSE_TOO_SMALL if (reply.response_len as usize) > response_cap => {
+                    // The host did execute the request: only a read may be
+                    // sent again; a write must not run twice.
+                    if !idempotent(req.method) {
+                        return Err(Error::Protocol(format!(
+                            "the {} response head needs {} bytes, more than the {response_cap}-byte buffer; the request was executed and is not sent again",
+                            req.method, reply.response_len
+                        )));
+                    }
                     response_cap = reply.response_len as usize;
                 }
                 STATUS_DATA_TOO_SMALL => {
@@ -237,10 +273,39 @@ impl Transport for VscTransport {
     }
 }
 
+/// Requests that may be sent twice without changing the outcome.
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
 /// A connection: plain TCP or TLS over TCP.
 enum Stream {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+/// An idle connection is usable if nothing is waiting on it: no leftover
+/// bytes and no end of stream (the server closing an idle connection).
+fn still_open(conn: &BufReader<Stream>) -> bool {
+    if !conn.buffer().is_empty() {
+        return false;
+    }
+    let s = conn.get_ref().tcp();
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let quiet =
+        matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).is_ok() && quiet
 }
 
 impl Read for Stream {
@@ -277,7 +342,7 @@ impl Write for Stream {
 /// [`HttpTransport::with_ca_file`] (or `AZBLOB_CA_FILE`) for private CAs.
 pub struct HttpTransport {
     host: String,
-    addr: std::net::SocketAddr,
+    addrs: Vec<std::net::SocketAddr>,
     base_path: String,
     account: Account,
     tls: Option<(
@@ -336,11 +401,13 @@ impl HttpTransport {
             Some((n, p)) if p.parse::<u16>().is_ok() => (n, host.to_string()),
             _ => (host, format!("{host}:{}", if https { 443 } else { 80 })),
         };
-        let addr = with_port
+        let addrs: Vec<_> = with_port
             .to_socket_addrs()
             .map_err(|e| bad(&e.to_string()))?
-            .next()
-            .ok_or_else(|| bad("the host has no address"))?;
+            .collect();
+        if addrs.is_empty() {
+            return Err(bad("the host has no address"));
+        }
         let account = Account::new(account, key)
             .map_err(|e| Error::Config(format!("the account key is not base64: {e}")))?;
         let tls = if https {
@@ -356,7 +423,7 @@ impl HttpTransport {
         };
         Ok(Self {
             host: host.to_string(),
-            addr,
+            addrs,
             base_path: path.to_string(),
             account,
             tls,
@@ -366,7 +433,23 @@ impl HttpTransport {
     }
 
     fn connect(&self) -> Result<BufReader<Stream>, Error> {
-        let s = TcpStream::connect_timeout(&self.addr, self.timeout).map_err(Error::Io)?;
+        // Every address of the name in turn (localhost: ::1, then 127.0.0.1).
+        let mut last = None;
+        let mut found = None;
+        for addr in &self.addrs {
+            match TcpStream::connect_timeout(addr, self.timeout) {
+                Ok(s) => {
+                    found = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let s = match (found, last) {
+            (Some(s), _) => s,
+            (None, Some(e)) => return Err(Error::Io(e)),
+            (None, None) => return Err(Error::Config("the host has no address".into())),
+        };
         s.set_nodelay(true).map_err(Error::Io)?;
         s.set_read_timeout(Some(self.timeout)).map_err(Error::Io)?;
         s.set_write_timeout(Some(self.timeout)).map_err(Error::Io)?;
@@ -381,9 +464,11 @@ impl HttpTransport {
         Ok(BufReader::with_capacity(256 * 1024, stream))
     }
 
-    /// Sends one request; a connection that the server closed while idle is
-    /// replaced once.
+    /// Sends one request. An idle connection the server has closed is not
+    /// used; one that fails before any answer is replaced once, for reads
+    /// only (a write may have run: it is not sent twice).
     pub fn send(&self, req: &RestRequest<'_>) -> Result<RestResponse, Error> {
+        check_headers(req)?;
         let target = format!("{}{}", self.base_path, req.path);
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
         let mut head = request_head(req, &self.host, &target);
@@ -405,14 +490,20 @@ impl HttpTransport {
             "Authorization: {}\r\n\r\n",
             shared_key::sign(&self.account, &sts)
         ));
-        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let pooled = loop {
+            match self.idle.lock().ok().and_then(|mut v| v.pop()) {
+                Some(c) if still_open(&c) => break Some(c),
+                Some(_) => continue, // closed by the server while idle
+                None => break None,
+            }
+        };
         let reused = pooled.is_some();
         let mut conn = match pooled {
             Some(c) => c,
             None => self.connect()?,
         };
         let result = match self.exchange(&mut conn, &head, req) {
-            Err(Error::Io(_)) if reused => {
+            Err(Error::Io(e)) if reused && idempotent(req.method) && closed_early(&e) => {
                 conn = self.connect()?;
                 self.exchange(&mut conn, &head, req)
             }
@@ -486,6 +577,16 @@ impl HttpTransport {
             }
         }
     }
+}
+
+/// The connection ended before any answer: the sign of a server that closed
+/// it (not a timeout, which may mean the request is still running).
+fn closed_early(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
 }
 
 /// The TLS client configuration: public roots and the caller's CAs.

@@ -14,7 +14,7 @@ mkdir -p "$t" || exit 1
 trap 'rm -rf "$t"' EXIT
 n=0 failed=0
 echo "KTAP version 1"
-echo "1..14"
+echo "1..15"
 tap() { # tap NAME RC [WHY]
 	n=$((n + 1))
 	if [ "$2" = 0 ]; then echo "ok $n $1"; else failed=$((failed + 1)); echo "# $1: ${3:-failed}"; echo "not ok $n $1"; fi
@@ -79,6 +79,13 @@ grep -q 'no-such-dir/file.partial' "$t/err" || { r=1; echo "# the local error do
 run 0 --help || r=1
 grep -q 'Exit codes' "$t/out" || { r=1; echo "# --help does not explain the exit codes"; }
 tap usage_and_local_errors_exit_1 $r
+r=0; mkdir -p "$t/into" || r=1
+run 0 cp "$t/small" "az://$c/into/" || r=1
+run 0 stat "az://$c/into/small" || r=1
+run 0 cp "az://$c/into/small" "$t/into" || r=1
+cmp -s "$t/small" "$t/into/small" || { r=1; echo "# cp into a directory: $(ls "$t/into")"; }
+run 0 rm "az://$c/into/small" || r=1
+tap cp_into_a_directory_keeps_the_name $r
 r=0; "$az" -q rm "az://$c/docs/small.bin" >"$t/out" 2>&1 || r=1
 [ ! -s "$t/out" ] || { r=1; echo "# -q printed: $(cat "$t/out")"; }
 run 2 rm "az://$c/docs/small.bin" || r=1

@@ -256,13 +256,24 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Cp { src, dst } => match (src.starts_with("az://"), dst.starts_with("az://")) {
             (false, true) => {
+                // az://CONTAINER/ or az://CONTAINER/DIR/: the file's name is
+                // the blob's last part, as cp does with a directory.
+                let dst = if dst.ends_with('/') {
+                    let name = std::path::Path::new(&src)
+                        .file_name()
+                        .ok_or_else(|| local(format!("{src}: not a file name")))?;
+                    format!("{dst}{}", name.to_string_lossy())
+                } else {
+                    dst
+                };
                 let blob = ctx.blob(&dst)?;
-                let mut f = std::fs::File::open(&src).map_err(|e| local(format!("{src}: {e}")))?;
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let len = std::fs::metadata(&src)
+                    .map_err(|e| local(format!("{src}: {e}")))?
+                    .len();
                 let pb = Arc::new(ctx.bar(len, &format!("upload {src}")));
                 let p = pb.clone();
-                blob.upload_reader(
-                    &mut f,
+                blob.upload_file(
+                    std::path::Path::new(&src),
                     &UploadOptions {
                         parallelism: ctx.parallel.max(1),
                         progress: Some(Arc::new(move |n| p.set_position(n))),
@@ -275,6 +286,16 @@ fn run(cli: Cli) -> R<()> {
             }
             (true, false) => {
                 let blob = ctx.blob(&src)?;
+                // Into a directory: under the blob's last name part.
+                let dst = if dst.ends_with('/') || std::path::Path::new(&dst).is_dir() {
+                    let name = src.rsplit('/').next().unwrap_or_default();
+                    std::path::Path::new(&dst)
+                        .join(name)
+                        .to_string_lossy()
+                        .into_owned()
+                } else {
+                    dst
+                };
                 let size = blob
                     .get_properties(&Conditions::default())
                     .map_err(fail("blob properties"))?
