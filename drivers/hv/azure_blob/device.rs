@@ -30,7 +30,7 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_condvar, new_mutex,
     prelude::*,
-    sync::{Arc, CondVar, CondVarTimeoutResult, Mutex},
+    sync::{Arc, CondVar, Mutex},
     time::msecs_to_jiffies,
     uaccess::{UserPtr, UserSlice},
     workqueue::Queue,
@@ -73,6 +73,11 @@ pub(crate) struct Shared {
     #[pin]
     pending: Mutex<KVec<PendingInfo>>,
     next_seq: AtomicU64,
+    /// Buffers of sends that failed with ENODEV after the packet may have
+    /// reached the host (the bus checks for a rescind after writing the
+    /// ring): kept pinned until remove has closed the channel.
+    #[pin]
+    parked: Mutex<KVec<Buffers>>,
 }
 
 // SAFETY: `wq` is a workqueue, usable from any thread; the rest is Sync.
@@ -178,6 +183,23 @@ impl Shared {
         }
     }
 
+    /// Keeps `buffers` pinned until remove has closed the channel.
+    fn park(&self, buffers: Buffers) {
+        let mut parked = self.parked.lock();
+        if parked.reserve(1, GFP_KERNEL).is_err() {
+            // No memory to remember them: never unpin what the host may
+            // still write; the pages stay pinned (a bounded leak, on a
+            // device that is going away).
+            core::mem::forget(buffers);
+            pr_warn!("no memory to track a rescinded request's pages: they stay pinned\n");
+            return;
+        }
+        if let Err(e) = parked.push_within_capacity(buffers) {
+            // Cannot happen after the reservation; still, never unpin.
+            core::mem::forget(e.0);
+        }
+    }
+
     /// Closes the channel if it is open.
     fn close_channel(&self) {
         let was_open = core::mem::replace(&mut self.inflight.lock().channel_open, false);
@@ -268,12 +290,12 @@ impl Shared {
                     // them, and the channel callback bumps `space_seq`.
                     self.channel.set_pending_send_size(packet_bytes);
                     waited = true;
+                    // Sleep until the callback reports progress, at most 10
+                    // ms, then try again: a host that drained the ring before
+                    // the pending size was set sends no signal.
                     let mut g = self.space_lock.lock();
-                    while self.space_seq.load(Ordering::Acquire) == seen {
-                        let r = self.space.wait_interruptible_timeout(&mut g, msecs_to_jiffies(10));
-                        if matches!(r, CondVarTimeoutResult::Signal { .. }) {
-                            break;
-                        }
+                    if self.space_seq.load(Ordering::Acquire) == seen {
+                        let _ = self.space.wait_interruptible_timeout(&mut g, msecs_to_jiffies(10));
                     }
                     drop(g);
                     if kernel::current!().signal_pending() {
@@ -293,6 +315,12 @@ impl Shared {
                 // it back unless a completion raced in and took it.
                 // SAFETY: `token` came from `into_token` and `pending` keeps it alive.
                 drop(unsafe { Pending::claim_token(token) });
+                if e == ENODEV {
+                    // Rescinded: the packet may be in the ring already (the
+                    // bus looks at the rescind flag after writing it), so the
+                    // host may still use these pages until the channel closes.
+                    self.park(buffers);
+                }
                 Err(e)
             }
         }
@@ -491,23 +519,27 @@ impl AzureBlobDriver {
                 stats: Counters::default(),
                 pending <- new_mutex!(KVec::new()),
                 next_seq: AtomicU64::new(1),
+                parked <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )?;
         // SAFETY: `shared` lives in the device data until remove, which
         // closes the channel before dropping it.
         unsafe { channel.open(AZ_BLOB_RING_SIZE, on_channel_callback, Arc::as_ptr(&shared).cast_mut().cast())? };
-        let for_node = shared.clone();
-        let node = KBox::pin_init(
-            try_pin_init!(MiscNode {
-                shared: for_node,
-                reg <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"azure_blob" }),
-            }),
-            GFP_KERNEL,
-        );
-        let debugfs = DebugFs::new(&dev, &shared);
-        let data = node.and_then(|node| {
-            Ok(KBox::new(DeviceData { _debugfs: debugfs?, node, shared: shared.clone(), wq }, GFP_KERNEL)?)
+        let data = DebugFs::new(&dev, &shared).and_then(|debugfs| {
+            let slot = KBox::<DeviceData>::new_uninit(GFP_KERNEL)?;
+            // The node last: once it exists users can send requests, so
+            // nothing after it may fail (an error path would have to drain
+            // them first).
+            let for_node = shared.clone();
+            let node = KBox::pin_init(
+                try_pin_init!(MiscNode {
+                    shared: for_node,
+                    reg <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"azure_blob" }),
+                }),
+                GFP_KERNEL,
+            )?;
+            Ok(KBox::write(slot, DeviceData { _debugfs: debugfs, node, shared: shared.clone(), wq }))
         });
         match data {
             Ok(data) => {
@@ -573,6 +605,8 @@ impl AzureBlobDriver {
         BOUND.store(false, Ordering::Release);
         shared.stop_and_drain(); // the host answers what is in flight
         shared.close_channel();
+        // The host can no longer reach the pages of sends that met the rescind.
+        drop(core::mem::take(&mut *shared.parked.lock()));
         drop(data.wq); // waits for the release of abandoned requests
         let dropped = shared.stats.dropped.load(Ordering::Relaxed);
         if dropped != 0 {
