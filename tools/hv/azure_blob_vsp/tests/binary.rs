@@ -8,48 +8,18 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_blob_vsp::control::ControlPage;
 use azure_blob_vsp::guest_ram::GuestRam;
-use hv_azure_blob_proto::sim_shm::{chan_field, VMBUS_SIM_MAGIC, VMBUS_SIM_STATE_OPEN};
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn ring_fd(fd: &std::os::fd::OwnedFd) {
-    rustix::io::write(fd, &1u64.to_ne_bytes()).unwrap();
-}
+use hv_azure_blob_proto::sim_shm::VMBUS_SIM_MAGIC;
 
 fn fd_rang(fd: &std::os::fd::OwnedFd) -> bool {
     let mut b = [0u8; 8];
     // The eventfds are non-blocking.
     matches!(rustix::io::read(fd, &mut b), Ok(8))
-}
-
-/// The VSP process, killed if the test fails before it quits.
-struct Vsp(std::process::Child);
-impl Drop for Vsp {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn connect(p: &Path) -> UnixStream {
-    wait_for("the socket", || p.exists());
-    UnixStream::connect(p).unwrap()
 }
 
 #[test]
@@ -63,20 +33,22 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     let ivsh = dir.path().join("ivshmem.sock");
     let ctl = dir.path().join("control.sock");
     let log = dir.path().join("vsp.log");
-    let mut child = Vsp(Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
-        .arg("--ivshmem-socket")
-        .arg(&ivsh)
-        .arg("--guest-ram")
-        .arg(&ram_path)
-        .arg("--control-socket")
-        .arg(&ctl)
-        .args(["--handler", "echo"])
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap());
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
+            .arg("--ivshmem-socket")
+            .arg(&ivsh)
+            .arg("--guest-ram")
+            .arg(&ram_path)
+            .arg("--control-socket")
+            .arg(&ctl)
+            .args(["--handler", "echo"])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
 
     // Fake QEMU.
     let qemu = connect(&ivsh);
@@ -109,13 +81,7 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     let mut g = Guest::with_ram(Arc::new(GuestRam::from_file(&ram_path).unwrap()));
     let mut send = g.alloc_ring(31);
     let mut recv = g.alloc_ring(31);
-    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
-        page.guest_store_pfn(0, i, *pfn);
-    }
-    page.guest_store(0, chan_field::SEND_PAGES, 32);
-    page.guest_store(0, chan_field::RECV_PAGES, 32);
-    page.guest_store(0, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
-    page.guest_store(0, chan_field::OPEN_SEQ, 1);
+    open_channel(&page, 0, &send, &recv);
     ring_fd(to_host(0));
     wait_for("open_ack", || page.open_ack(0) == 1);
     assert_eq!(page.host_status(0), 0);
@@ -129,12 +95,8 @@ fn binary_serves_a_fake_qemu_end_to_end() {
     let dr = DriverRequest::new(Some(data), 3000, request, response);
     assert_eq!(send.write_packet(&dr.packet(77)), Some(true));
     ring_fd(to_host(1));
-    let mut comp = None;
-    wait_for("the completion", || {
-        comp = recv.read_packet();
-        comp.is_some()
-    });
-    let c = decode_completion(&comp.unwrap().0);
+    let comp = wait_packet(&mut recv);
+    let c = decode_completion(&comp);
     assert_eq!(
         c,
         Comp {

@@ -11,8 +11,6 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,36 +19,8 @@ use azure_blob_vsp::control::ControlPage;
 use azure_blob_vsp::guest_ram::GuestRam;
 use azure_blob_vsp::host::NR_VECTORS;
 use azure_blob_vsp::journal::HOST_RESTARTED_STATUS;
-use hv_azure_blob_proto::sim_shm::{chan_field, VMBUS_SIM_MAGIC, VMBUS_SIM_STATE_OPEN};
+use hv_azure_blob_proto::sim_shm::VMBUS_SIM_MAGIC;
 use hv_azure_blob_proto::RING_READ_INDEX;
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn ring_fd(fd: &std::os::fd::OwnedFd) {
-    rustix::io::write(fd, &1u64.to_ne_bytes()).unwrap();
-}
-
-/// The broker process, killed if the test fails before it quits.
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn connect(p: &Path) -> UnixStream {
-    wait_for("the socket", || p.exists());
-    UnixStream::connect(p).unwrap()
-}
 
 #[test]
 fn broker_restarts_a_crashed_vsp_which_takes_over() {
@@ -64,7 +34,7 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
     let ctl = dir.path().join("control.sock");
     let brk = dir.path().join("broker.sock");
     let log = dir.path().join("broker.log");
-    let mut broker = Proc(
+    let mut broker = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_azure-blob-broker"))
             .arg("--ivshmem-socket")
             .arg(&ivsh)
@@ -103,13 +73,7 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
     let mut g = Guest::with_ram(Arc::new(GuestRam::from_file(&ram_path).unwrap()));
     let mut send = g.alloc_ring(15);
     let mut recv = g.alloc_ring(15);
-    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
-        page.guest_store_pfn(0, i, *pfn);
-    }
-    page.guest_store(0, chan_field::SEND_PAGES, 16);
-    page.guest_store(0, chan_field::RECV_PAGES, 16);
-    page.guest_store(0, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
-    page.guest_store(0, chan_field::OPEN_SEQ, 1);
+    open_channel(&page, 0, &send, &recv);
     ring_fd(to_host(0));
     wait_for("open_ack", || page.open_ack(0) == 1);
 
@@ -147,13 +111,9 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
     assert!(st.starts_with("ok host_gen=2 "), "{st}");
     assert!(st.contains("ch0 offered=1 open=1"), "{st}");
     for i in 0..3u64 {
-        let mut p = None;
-        wait_for("a completion", || {
-            p = recv.read_packet();
-            p.is_some()
-        });
+        let p = wait_packet(&mut recv);
         assert_eq!(
-            decode_completion(&p.unwrap().0),
+            decode_completion(&p),
             Comp {
                 trans_id: 50 + i,
                 status: HOST_RESTARTED_STATUS,
@@ -167,13 +127,9 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
     let dr = DriverRequest::new(None, 0, request, Buf::new(&mut g, 0, 8));
     send.write_packet(&dr.packet(60)).unwrap();
     ring_fd(to_host(1));
-    let mut p = None;
-    wait_for("the completion", || {
-        p = recv.read_packet();
-        p.is_some()
-    });
+    let p = wait_packet(&mut recv);
     assert_eq!(
-        decode_completion(&p.unwrap().0),
+        decode_completion(&p),
         Comp {
             trans_id: 60,
             status: 0,

@@ -23,7 +23,7 @@ use azure_blob_vsp::journal::{HostState, HOST_RESTARTED_STATUS};
 use azure_blob_vsp::vsp::{EchoHandler, RequestHandler};
 use hv_azure_blob_proto::sim_shm::{
     chan_field, SimShm, VMBUS_SIM_MAGIC, VMBUS_SIM_MAX_CHANNELS, VMBUS_SIM_STATE_CLOSED,
-    VMBUS_SIM_STATE_OPEN, VMBUS_SIM_VERSION,
+    VMBUS_SIM_VERSION,
 };
 use hv_azure_blob_proto::HV_AZURE_BLOB_GUID;
 use hv_azure_blob_proto::RING_WRITE_INDEX;
@@ -122,18 +122,8 @@ fn bed() -> Bed {
     }
 }
 
-/// The guest's open: ring_pfn[], page counts, state = OPEN, open_seq += 1.
 fn guest_open(b: &Bed, ch: usize, send: &GuestRing, recv: &GuestRing) -> u32 {
-    let c = b.host.control();
-    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
-        c.guest_store_pfn(ch, i, *pfn);
-    }
-    c.guest_store(ch, chan_field::SEND_PAGES, send.pfns.len() as u32);
-    c.guest_store(ch, chan_field::RECV_PAGES, recv.pfns.len() as u32);
-    c.guest_store(ch, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
-    let seq = c.guest_state(ch).open_seq + 1;
-    c.guest_store(ch, chan_field::OPEN_SEQ, seq);
-    seq
+    open_channel(b.host.control(), ch, send, recv)
 }
 
 fn guest_close(b: &Bed, ch: usize) -> u32 {
@@ -149,17 +139,6 @@ fn small_request(g: &mut Guest, tag: u64) -> DriverRequest {
     request.write(&g.ram, &tag.to_le_bytes());
     let response = Buf::new(g, 0, 8);
     DriverRequest::new(None, 0, request, response)
-}
-
-fn wait_packet(r: &mut GuestRing) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some((p, _)) = r.read_packet() {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "no completion");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
@@ -504,18 +483,6 @@ fn host_on(vm: &VmResources, ram: &Arc<GuestRam>) -> Host {
     .unwrap()
 }
 
-fn open_on(c: &ControlPage, ch: usize, send: &GuestRing, recv: &GuestRing) -> u32 {
-    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
-        c.guest_store_pfn(ch, i, *pfn);
-    }
-    c.guest_store(ch, chan_field::SEND_PAGES, send.pfns.len() as u32);
-    c.guest_store(ch, chan_field::RECV_PAGES, recv.pfns.len() as u32);
-    c.guest_store(ch, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
-    let seq = c.guest_state(ch).open_seq + 1;
-    c.guest_store(ch, chan_field::OPEN_SEQ, seq);
-    seq
-}
-
 /// Fault `duplicate`: the second completion is published with the first,
 /// so a guest that reads the first finds the duplicate right behind it,
 /// while the id is still free (the case its validation drops), never later
@@ -530,7 +497,7 @@ fn a_duplicate_completion_arrives_with_the_first() {
     a.offer(Some(0)).unwrap();
     let mut send = g.alloc_ring(7);
     let mut recv = g.alloc_ring(7);
-    let seq = open_on(c, 0, &send, &recv);
+    let seq = open_channel(c, 0, &send, &recv);
     a.poll_control();
     assert_eq!(c.open_ack(0), seq);
     assert!(a
@@ -588,10 +555,10 @@ fn a_new_host_takes_over_and_fails_what_the_old_one_had_taken() {
     // The guest opens channels 0 and 1.
     let mut send = g.alloc_ring(7);
     let mut recv = g.alloc_ring(7);
-    let seq0 = open_on(c, 0, &send, &recv);
+    let seq0 = open_channel(c, 0, &send, &recv);
     let s1 = g.alloc_ring(3);
     let r1 = g.alloc_ring(3);
-    open_on(c, 1, &s1, &r1);
+    open_channel(c, 1, &s1, &r1);
     a.poll_control();
     assert_eq!(c.open_ack(0), seq0);
     // One request answered as usual.

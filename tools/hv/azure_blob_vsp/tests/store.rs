@@ -11,39 +11,13 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use azure_blob_vsp::control::ControlPage;
 use azure_blob_vsp::guest_ram::GuestRam;
-use hv_azure_blob_proto::sim_shm::{chan_field, VMBUS_SIM_STATE_OPEN};
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn connect(p: &Path) -> UnixStream {
-    wait_for("the socket", || p.exists());
-    UnixStream::connect(p).unwrap()
-}
-
-/// The VSP process, killed if the test ends before it.
-struct Vsp(std::process::Child);
-impl Drop for Vsp {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 /// One VSP process with a store, a fake QEMU and an open channel 0.
 struct Host {
-    vsp: Vsp,
+    vsp: ChildGuard,
     _qemu: UnixStream,
     fds: Vec<Option<std::os::fd::OwnedFd>>,
     g: Guest,
@@ -62,21 +36,23 @@ impl Host {
         let ivsh = dir.join(format!("ivshmem-{run}.sock"));
         let ctl = dir.join(format!("control-{run}.sock"));
         let log = dir.join(format!("vsp-{run}.log"));
-        let vsp = Vsp(Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
-            .arg("--ivshmem-socket")
-            .arg(&ivsh)
-            .arg("--guest-ram")
-            .arg(&ram_path)
-            .arg("--control-socket")
-            .arg(&ctl)
-            .arg("--store")
-            .arg(store)
-            .args(["--store-size", "268435456"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap());
+        let vsp = ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
+                .arg("--ivshmem-socket")
+                .arg(&ivsh)
+                .arg("--guest-ram")
+                .arg(&ram_path)
+                .arg("--control-socket")
+                .arg(&ctl)
+                .arg("--store")
+                .arg(store)
+                .args(["--store-size", "268435456"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                .spawn()
+                .unwrap(),
+        );
         let qemu = connect(&ivsh);
         let fds: Vec<_> = recv_ivshmem_msgs(&qemu, 13)
             .into_iter()
@@ -88,13 +64,7 @@ impl Host {
         let mut g = Guest::with_ram(Arc::new(GuestRam::from_file(&ram_path).unwrap()));
         let send = g.alloc_ring(31);
         let recv = g.alloc_ring(31);
-        for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
-            page.guest_store_pfn(0, i, *pfn);
-        }
-        page.guest_store(0, chan_field::SEND_PAGES, 32);
-        page.guest_store(0, chan_field::RECV_PAGES, 32);
-        page.guest_store(0, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
-        page.guest_store(0, chan_field::OPEN_SEQ, 1);
+        open_channel(&page, 0, &send, &recv);
         let h = Host {
             vsp,
             _qemu: qemu,
@@ -135,12 +105,8 @@ impl Host {
     /// One request to completion: the response head and the data buffer.
     fn call(&mut self, head: &str, body: &[u8], data_cap: u32) -> (String, Vec<u8>) {
         let (dr, id) = self.post(head, body, data_cap);
-        let mut comp = None;
-        wait_for("the completion", || {
-            comp = self.recv.read_packet();
-            comp.is_some()
-        });
-        let c = decode_completion(&comp.unwrap().0);
+        let comp = wait_packet(&mut self.recv);
+        let c = decode_completion(&comp);
         assert_eq!((c.trans_id, c.status), (id, 0));
         let head = String::from_utf8_lossy(&dr.response.read(&self.g.ram, c.response_len as usize))
             .into_owned();

@@ -4,8 +4,14 @@
 //! completions from the receive ring) and how the driver lays out a request.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_blob_vsp::control::ControlPage;
+use hv_azure_blob_proto::sim_shm::{chan_field, VMBUS_SIM_STATE_OPEN};
 
 use azure_blob_vsp::doorbell::Doorbell;
 use azure_blob_vsp::guest_ram::GuestRam;
@@ -447,4 +453,60 @@ pub fn recv_ivshmem_msgs(
         out.push((i64::from_le_bytes(bytes), fd));
     }
     out
+}
+
+/// Polls `f` until it holds; fails the test after 20 s.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Connects to the UNIX socket `p` once its server has made it.
+pub fn connect(p: &Path) -> UnixStream {
+    wait_for("the socket", || p.exists());
+    UnixStream::connect(p).unwrap()
+}
+
+/// A child process (a VSP, a broker), killed if the test ends before it.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Rings a doorbell eventfd.
+pub fn ring_fd(fd: &std::os::fd::OwnedFd) {
+    rustix::io::write(fd, &1u64.to_ne_bytes()).unwrap();
+}
+
+/// The guest's open of channel `ch` in the control page: ring_pfn[], page
+/// counts, state = OPEN, open_seq += 1. Returns the new open_seq.
+pub fn open_channel(c: &ControlPage, ch: usize, send: &GuestRing, recv: &GuestRing) -> u32 {
+    for (i, pfn) in send.pfns.iter().chain(recv.pfns.iter()).enumerate() {
+        c.guest_store_pfn(ch, i, *pfn);
+    }
+    c.guest_store(ch, chan_field::SEND_PAGES, send.pfns.len() as u32);
+    c.guest_store(ch, chan_field::RECV_PAGES, recv.pfns.len() as u32);
+    c.guest_store(ch, chan_field::STATE, VMBUS_SIM_STATE_OPEN);
+    let seq = c.guest_state(ch).open_seq + 1;
+    c.guest_store(ch, chan_field::OPEN_SEQ, seq);
+    seq
+}
+
+/// The next packet of the receive ring; fails the test if none comes.
+pub fn wait_packet(r: &mut GuestRing) -> Vec<u8> {
+    let mut p = None;
+    wait_for("a completion", || {
+        p = r.read_packet();
+        p.is_some()
+    });
+    p.unwrap().0
 }
