@@ -140,17 +140,22 @@ fn unix_addr(path: &Path) -> std::io::Result<SocketAddrUnix> {
     Ok(SocketAddrUnix::new(path)?)
 }
 
+/// A close-on-exec UNIX `SOCK_SEQPACKET` socket: the broker protocol's.
+fn seqpacket() -> std::io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
 /// Binds and listens on the broker socket (a stale file is replaced).
 pub fn listen(path: &Path) -> std::io::Result<OwnedFd> {
     if path.exists() {
         std::fs::remove_file(path)?;
     }
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let fd = seqpacket()?;
     rustix::net::bind(&fd, &unix_addr(path)?)?;
     rustix::net::listen(&fd, 4)?;
     Ok(fd)
@@ -163,12 +168,7 @@ pub fn accept(listener: &OwnedFd) -> std::io::Result<OwnedFd> {
 
 /// Connects a VSP to the broker.
 pub fn connect(path: &Path) -> std::io::Result<OwnedFd> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let fd = seqpacket()?;
     rustix::net::connect(&fd, &unix_addr(path)?)?;
     Ok(fd)
 }

@@ -271,14 +271,7 @@ fn supervise(b: &Broker, cmd: &[OsString]) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    azure_blob_vsp::init_logging();
     let session = VmResources::new(NR_VECTORS).context("creating memfds and eventfds")?;
     let (quit_tx, quit_rx) = mpsc::channel();
     let b = Arc::new(Broker {

@@ -24,3 +24,16 @@ pub mod ivshmem;
 pub mod journal;
 pub mod ring;
 pub mod vsp;
+
+/// Logs to standard error, coloured on a terminal, at `info` unless
+/// `RUST_LOG` says otherwise: the setup both binaries use.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}

@@ -108,6 +108,17 @@ fn handler_factory(args: &Args, service: &BlobService) -> HandlerFactory {
     }
 }
 
+/// Runs the host's control loop (guest attach, opens, closes) on its own
+/// thread until the returned flag is set.
+fn start_control_loop(host: &Arc<Host>) -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (host, flag) = (host.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("control-vector".into())
+        .spawn(move || host.run_control_loop(&flag))?;
+    Ok(stop)
+}
+
 impl Session {
     fn new(args: &Args, service: &BlobService) -> Result<Self> {
         let res = Arc::new(IvshmemResources::new(NR_VECTORS).context("creating memfd/eventfds")?);
@@ -126,14 +137,7 @@ impl Session {
         for _ in 0..args.offer {
             host.offer(None).map_err(anyhow::Error::msg)?;
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let host = host.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("control-vector".into())
-                .spawn(move || host.run_control_loop(&stop))?;
-        }
+        let stop = start_control_loop(&host)?;
         Ok(Self {
             res,
             host,
@@ -246,14 +250,7 @@ fn watch_qemu(mut conn: UnixStream, session: &Session, connected: &AtomicBool) {
 
 fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    azure_blob_vsp::init_logging();
     if args.offer > NR_CHANNELS {
         bail!(
             "--offer {} is more than the {NR_CHANNELS} channels",
@@ -401,14 +398,7 @@ fn run_attached(args: &Args, service: &BlobService, path: &Path) -> Result<()> {
             host.offer(None).map_err(anyhow::Error::msg)?;
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let host = host.clone();
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("control-vector".into())
-            .spawn(move || host.run_control_loop(&stop))?;
-    }
+    let stop = start_control_loop(&host)?;
     let (end_tx, end_rx) = mpsc::channel::<End>();
     {
         let host = host.clone();
