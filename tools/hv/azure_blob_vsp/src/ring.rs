@@ -242,7 +242,7 @@ impl IncomingRing {
     }
 }
 
-/// Result of [`OutgoingRing::try_write`].
+/// Result of [`OutgoingRing::try_write_all`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// Written; `signal` says whether the guest must be interrupted.
@@ -295,12 +295,7 @@ impl OutgoingRing {
         Ok(())
     }
 
-    /// Writes one packet (a multiple of 8 bytes) followed by the trailer.
-    pub fn try_write(&mut self, pkt: &[u8]) -> Result<WriteOutcome, RingError> {
-        self.try_write_all(&[pkt])
-    }
-
-    /// Writes packets, each followed by its trailer, and publishes them with
+    /// Writes packets (each a multiple of 8 bytes), each followed by its trailer, and publishes them with
     /// one write index update: the guest sees all of them or none.
     pub fn try_write_all(&mut self, pkts: &[&[u8]]) -> Result<WriteOutcome, RingError> {
         let mut total = 0u32;

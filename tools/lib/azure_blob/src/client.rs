@@ -27,7 +27,7 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Characters kept as they are in a path: the unreserved ones and `/`.
 /// The most blocks a block blob can be committed from (the service's limit).
-pub const MAX_BLOCKS: usize = 50_000;
+pub const MAX_BLOCKS: usize = hv_azure_blob_proto::blob_limits::MAX_COMMITTED_BLOCKS;
 
 const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

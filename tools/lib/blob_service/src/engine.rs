@@ -33,8 +33,7 @@ pub const MAX_APPEND_BLOCK: u64 = 100 * MIB;
 pub const MAX_PAGE_WRITE: u64 = 4 * MIB;
 /// Largest Put Block List body this service reads (bounded in memory).
 pub const MAX_BLOCK_LIST_BODY: u64 = 16 * MIB;
-/// Most committed blocks (or appended blocks) per blob.
-pub const MAX_COMMITTED_BLOCKS: usize = 50_000;
+pub use hv_azure_blob_proto::blob_limits::MAX_COMMITTED_BLOCKS;
 /// Most uncommitted blocks per blob.
 pub const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 /// Default and largest `maxresults`.

@@ -8,6 +8,7 @@
 mod defs;
 pub use defs::*;
 
+pub mod blob_limits;
 pub mod guid;
 #[cfg(feature = "shared-key")]
 pub mod shared_key;
