@@ -299,13 +299,17 @@ fn still_open(conn: &BufReader<Stream>) -> bool {
     if !conn.buffer().is_empty() {
         return false;
     }
-    let s = conn.get_ref().tcp();
-    if s.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let quiet =
-        matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    s.set_nonblocking(false).is_ok() && quiet
+    // Readable while idle means end of stream (or stray bytes): one poll,
+    // without waiting.
+    let mut p = [rustix::event::PollFd::new(
+        conn.get_ref().tcp(),
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut p, Some(&zero)), Ok(0))
 }
 
 impl Read for Stream {
