@@ -8,7 +8,7 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +26,11 @@ fn fd_rang(fd: &std::os::fd::OwnedFd) -> bool {
 fn binary_serves_a_fake_qemu_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let ram_path = dir.path().join("guest-ram");
-    std::fs::File::create(&ram_path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    guest_ram_file(&ram_path, 16 << 20);
     let ivsh = dir.path().join("ivshmem.sock");
     let ctl = dir.path().join("control.sock");
     let log = dir.path().join("vsp.log");
-    let mut child = ChildGuard(
+    let mut child = spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
             .arg("--ivshmem-socket")
             .arg(&ivsh)
@@ -42,12 +39,8 @@ fn binary_serves_a_fake_qemu_end_to_end() {
             .arg("--control-socket")
             .arg(&ctl)
             .args(["--handler", "echo"])
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap(),
+            .env("RUST_LOG", "debug"),
+        &log,
     );
 
     // Fake QEMU.

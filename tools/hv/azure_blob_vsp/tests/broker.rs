@@ -26,15 +26,12 @@ use hv_azure_blob_proto::RING_READ_INDEX;
 fn broker_restarts_a_crashed_vsp_which_takes_over() {
     let dir = tempfile::tempdir().unwrap();
     let ram_path = dir.path().join("guest-ram");
-    std::fs::File::create(&ram_path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    guest_ram_file(&ram_path, 16 << 20);
     let ivsh = dir.path().join("ivshmem.sock");
     let ctl = dir.path().join("control.sock");
     let brk = dir.path().join("broker.sock");
     let log = dir.path().join("broker.log");
-    let mut broker = ChildGuard(
+    let mut broker = spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_azure-blob-broker"))
             .arg("--ivshmem-socket")
             .arg(&ivsh)
@@ -48,12 +45,8 @@ fn broker_restarts_a_crashed_vsp_which_takes_over() {
             .arg(&brk)
             .arg("--guest-ram")
             .arg(&ram_path)
-            .args(["--handler", "echo"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap(),
+            .args(["--handler", "echo"]),
+        &log,
     );
 
     // Fake QEMU: the usual ivshmem setup, from the broker.

@@ -9,7 +9,7 @@ use common::*;
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use azure_blob_vsp::control::ControlPage;
@@ -29,14 +29,11 @@ struct Host {
 impl Host {
     fn start(dir: &Path, run: u32, store: &Path) -> Self {
         let ram_path = dir.join(format!("guest-ram-{run}"));
-        std::fs::File::create(&ram_path)
-            .unwrap()
-            .set_len(32 << 20)
-            .unwrap();
+        guest_ram_file(&ram_path, 32 << 20);
         let ivsh = dir.join(format!("ivshmem-{run}.sock"));
         let ctl = dir.join(format!("control-{run}.sock"));
         let log = dir.join(format!("vsp-{run}.log"));
-        let vsp = ChildGuard(
+        let vsp = spawn_logged(
             Command::new(env!("CARGO_BIN_EXE_azure-blob-vsp"))
                 .arg("--ivshmem-socket")
                 .arg(&ivsh)
@@ -46,12 +43,8 @@ impl Host {
                 .arg(&ctl)
                 .arg("--store")
                 .arg(store)
-                .args(["--store-size", "268435456"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-                .spawn()
-                .unwrap(),
+                .args(["--store-size", "268435456"]),
+            &log,
         );
         let qemu = connect(&ivsh);
         let fds: Vec<_> = recv_ivshmem_msgs(&qemu, 13)

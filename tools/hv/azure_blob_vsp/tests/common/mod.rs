@@ -510,3 +510,20 @@ pub fn wait_packet(r: &mut GuestRing) -> Vec<u8> {
     });
     p.unwrap().0
 }
+
+/// A guest RAM file of `bytes` (what QEMU's memory-backend-file makes).
+pub fn guest_ram_file(path: &Path, bytes: u64) {
+    std::fs::File::create(path).unwrap().set_len(bytes).unwrap();
+}
+
+/// Starts `cmd` with no input or output and its standard error in `log`.
+pub fn spawn_logged(cmd: &mut std::process::Command, log: &Path) -> ChildGuard {
+    use std::process::Stdio;
+    ChildGuard(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+            .spawn()
+            .unwrap(),
+    )
+}
